@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# Source this to get the environment vlm3_ros's setup built: the virtual environment, the ament
+# prefixes of the ROS 2 wheels, the colcon install of vlm3_ros, DDS kept on loopback and the model
+# hub switched off.  Usage: source scripts/env.sh
+# colcon's and venv's setup scripts read unset variables: relax nounset while sourcing them.
+_vlm3_nounset="$(set +o | grep nounset)"
+set +u
+_vlm3_here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VLM3_ROOT="${_vlm3_here}"
+export VLM3_VENV="${VLM3_VENV:-${VLM3_ROOT}/.venv}"
+export VLM3_CACHE="${VLM3_CACHE:-${VLM3_ROOT}/.cache/vlm3_ros}"
+
+if [ -f "${VLM3_VENV}/bin/activate" ]; then
+  # shellcheck disable=SC1091
+  VIRTUAL_ENV_DISABLE_PROMPT=1 source "${VLM3_VENV}/bin/activate"
+fi
+if [ -z "${ROS_DISTRO:-}" ] || [ -f "${VLM3_VENV}/.vlm3_ros_wheels" ]; then
+  # ROS 2 from wheels: the wheels install share/ and lib/ under the venv prefix.
+  export AMENT_PREFIX_PATH="${VLM3_VENV}${AMENT_PREFIX_PATH:+:${AMENT_PREFIX_PATH}}"
+  export CMAKE_PREFIX_PATH="${VLM3_VENV}${CMAKE_PREFIX_PATH:+:${CMAKE_PREFIX_PATH}}"
+  export LD_LIBRARY_PATH="${VLM3_VENV}/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+fi
+if [ -f "${VLM3_ROOT}/.ws/install/setup.bash" ]; then
+  # shellcheck disable=SC1091
+  source "${VLM3_ROOT}/.ws/install/setup.bash"
+fi
+
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export FASTDDS_DEFAULT_PROFILES_FILE="${VLM3_ROOT}/config/fastdds_loopback.xml"
+export HF_HUB_OFFLINE=1
+export HF_HUB_DISABLE_UPDATE_CHECK=1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
+export HF_HOME="${HF_HOME:-${VLM3_CACHE}/hf_home}"
+eval "${_vlm3_nounset}"
+unset _vlm3_here _vlm3_nounset

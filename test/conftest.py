@@ -1,0 +1,26 @@
+"""Test-run setup: loopback DDS and a private ROS_DOMAIN_ID, before anything imports rclpy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vlm3_ros.testing import ros_env
+
+ros_env.apply()
+
+TEST_DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def rclpy_context() -> Iterator[None]:
+    """rclpy initialised once for the whole session (tests create their own nodes)."""
+    import rclpy
+
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.try_shutdown()

@@ -1,0 +1,4 @@
+"""Placeholder."""
+def main() -> int:
+    print("vlm3-ros")
+    return 0
