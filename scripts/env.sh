@@ -23,6 +23,8 @@ fi
 if [ -f "${VLM3_ROOT}/.ws/install/setup.bash" ]; then
   # shellcheck disable=SC1091
   source "${VLM3_ROOT}/.ws/install/setup.bash"
+  # `ros2 run vlm3_ros X` looks in lib/vlm3_ros; without the ros2 CLI, put them on PATH.
+  export PATH="${VLM3_ROOT}/.ws/install/vlm3_ros/lib/vlm3_ros:${PATH}"
 fi
 
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"

@@ -24,3 +24,12 @@ def rclpy_context() -> Iterator[None]:
         yield
     finally:
         rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> Path:
+    """The tiny UNTRAINED real-architecture checkpoint (built by setup; rebuilt here if missing)."""
+    from vlm3_ros.assets import make_test_checkpoint
+    from vlm3_ros.testing.ros_env import REPO_ROOT
+
+    return make_test_checkpoint(REPO_ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")

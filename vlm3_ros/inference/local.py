@@ -1,0 +1,368 @@
+"""VLM3 checkpoints through transformers, with shared-image-prefix batching.
+
+``mode="engine"`` (default): per image set, one vision encode + prefix prefill over everything up
+to the last ``<|vision_end|>``; the questions on those images then run in batches against copies
+of that prefix cache, padded BETWEEN prefix and question (the prefix must sit at the same cache
+positions in every row), with decode steps shared across the batch.
+``mode="naive"``: one full ``generate`` per question through the processor, the reference that
+the engine is tested and benchmarked against.
+
+The mRoPE trap: Qwen3-VL caches the rotary offset of the last prefilled image on the module
+(``model.model.rope_deltas``) and reuses it whenever the KV cache is non-empty. The engine stores
+the offset with each prefix and restores it before every generate on that prefix; a stale value
+from another image silently shifts positions.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlm3_ros.inference.types import Answer, BackendError, Question
+
+LOG = logging.getLogger(__name__)
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+QUANTIZATION = ("none", "8bit", "4bit")
+MODES = ("engine", "naive")
+
+
+@dataclass(frozen=True)
+class LocalModelConfig:
+    path: str
+    device: str = "cpu"                    # cpu | cuda | cuda:N | auto
+    dtype: str = "auto"                    # auto: bf16 on CUDA, fp32 on CPU
+    attn_implementation: str = ""          # "" = library default (sdpa); eager; flash_attention_2
+    quantization: str = "none"             # 8bit / 4bit need bitsandbytes (Jetson-class memory)
+    max_pixels: int = 0                    # image token budget (0 = checkpoint's processor default)
+    min_pixels: int = 0
+    mode: str = "engine"
+    batch_size: int = 32
+
+    def validate(self) -> None:
+        if not self.path:
+            raise BackendError("model path is empty: set the checkpoint directory for this task")
+        p = Path(self.path)
+        if not p.is_dir():
+            raise BackendError(f"model path {self.path!r} is not a directory (download the VLM3 checkpoint there)")
+        if not (p / "config.json").is_file():
+            raise BackendError(f"{self.path!r} holds no config.json: not a transformers checkpoint")
+        if self.dtype not in DTYPES:
+            raise BackendError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.quantization not in QUANTIZATION:
+            raise BackendError(f"quantization must be one of {QUANTIZATION}, got {self.quantization!r}")
+        if self.mode not in MODES:
+            raise BackendError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.batch_size < 1:
+            raise BackendError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_pixels < 0 or self.min_pixels < 0:
+            raise BackendError("max_pixels/min_pixels must be >= 0")
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def resolve_device(device: str) -> str:
+    torch = _torch()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(f"device {device!r} requested but CUDA is not available (set device: cpu)")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    torch = _torch()
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_processor(path: str, max_pixels: int = 0, min_pixels: int = 0) -> Any:
+    """AutoProcessor; where torchvision is missing (no video processor), an image-only
+    Qwen3-VL processor built from the checkpoint's tokenizer and image processor."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+    from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
+
+    kwargs: dict[str, Any] = {}
+    size: dict[str, int] = {}
+    if max_pixels:
+        size["longest_edge"] = max_pixels
+    if min_pixels:
+        size["shortest_edge"] = min_pixels
+    try:
+        proc = AutoProcessor.from_pretrained(path, **kwargs)
+        if not hasattr(proc, "image_processor"):
+            raise ValueError("AutoProcessor gave no image processor")
+    except (ImportError, ValueError, OSError, TypeError, AttributeError) as e:
+        LOG.info("AutoProcessor unavailable for %s (%s); using the image-only Qwen3-VL processor", path, e)
+
+        class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+            def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None,
+                         **kw: Any) -> None:
+                super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                                 chat_template=chat_template, **kw)
+
+        tok = AutoTokenizer.from_pretrained(path)
+        template = tok.chat_template
+        jinja = Path(path) / "chat_template.jinja"
+        if template is None and jinja.is_file():
+            template = jinja.read_text()
+        proc = ImageOnlyQwen3VLProcessor(image_processor=AutoImageProcessor.from_pretrained(path),
+                                         tokenizer=tok, chat_template=template)
+    if size:
+        current = dict(getattr(proc.image_processor, "size", {}) or {})
+        current.update(size)
+        proc.image_processor.size = current
+    return proc
+
+
+class _ModelRegistry:
+    """One model object per (path, device, dtype, attention, quantization), shared by tasks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple, tuple[Any, int]] = {}
+
+    def acquire(self, cfg: LocalModelConfig) -> tuple[Any, tuple]:
+        device = resolve_device(cfg.device)
+        key = (str(Path(cfg.path).resolve()), device, cfg.dtype, cfg.attn_implementation, cfg.quantization)
+        with self._lock:
+            if key in self._models:
+                model, refs = self._models[key]
+                self._models[key] = (model, refs + 1)
+                return model, key
+            model = _load_model(cfg, device)
+            self._models[key] = (model, 1)
+            return model, key
+
+    def release(self, key: tuple) -> None:
+        with self._lock:
+            if key not in self._models:
+                return
+            model, refs = self._models[key]
+            if refs > 1:
+                self._models[key] = (model, refs - 1)
+                return
+            del self._models[key]
+        del model
+        gc.collect()
+        torch = _torch()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def loaded(self) -> int:
+        with self._lock:
+            return len(self._models)
+
+
+REGISTRY = _ModelRegistry()
+
+
+def _load_model(cfg: LocalModelConfig, device: str) -> Any:
+    from transformers import AutoModelForImageTextToText
+
+    kwargs: dict[str, Any] = {"dtype": resolve_dtype(cfg.dtype, device)}
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.quantization != "none":
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+        except ImportError as e:
+            raise BackendError(f"quantization {cfg.quantization} needs the bitsandbytes package: {e}") from e
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=cfg.quantization == "8bit",
+                                                           load_in_4bit=cfg.quantization == "4bit")
+        kwargs["device_map"] = device
+    t0 = time.monotonic()
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(cfg.path, **kwargs)
+    except Exception as e:  # a broken checkpoint raises many kinds of errors
+        raise BackendError(f"cannot load checkpoint {cfg.path!r}: {type(e).__name__}: {e}") from e
+    if cfg.quantization == "none":
+        model.to(device)
+    model.eval()
+    LOG.info("loaded %s on %s (%s) in %.1fs", cfg.path, device, kwargs["dtype"], time.monotonic() - t0)
+    return model
+
+
+@dataclass
+class _Prefix:
+    key: Hashable
+    ids: Any                 # (1, P) long
+    grid_thw: Any            # (n_images, 3)
+    cache: Any               # DynamicCache after the prefix
+    rope_deltas: Any
+    image_tokens: tuple[int, ...]
+
+
+class TransformersBackend:
+    """A VLM3 checkpoint on a local device (CPU, CUDA GPU, Jetson)."""
+
+    def __init__(self, cfg: LocalModelConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.name = f"transformers[{cfg.mode}]:{cfg.path}"
+        self.model, self._key = REGISTRY.acquire(cfg)
+        try:
+            self.processor = load_processor(cfg.path, cfg.max_pixels, cfg.min_pixels)
+        except Exception as e:
+            REGISTRY.release(self._key)
+            raise BackendError(f"cannot load the processor of {cfg.path!r}: {e}") from e
+        tok = self.processor.tokenizer
+        self.tokenizer = tok
+        self.device = next(self.model.parameters()).device
+        self.image_token_id = int(self.model.config.image_token_id)
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
+        eos = {tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")}
+        if tok.eos_token_id is not None:
+            eos.add(tok.eos_token_id)
+        self.eos_ids = sorted(i for i in eos if i is not None and i >= 0)
+        self._closed = False
+        self.stats = {"prefills": 0, "generate_calls": 0, "questions": 0}
+
+    # ------------------------------------------------------------------ public
+    def answer(self, questions: Sequence[Question]) -> list[Answer]:
+        if self._closed:
+            raise BackendError("backend is closed")
+        if self.cfg.mode == "naive":
+            return [self._naive(q) for q in questions]
+        out: list[Answer | None] = [None] * len(questions)
+        groups: dict[Hashable, list[int]] = {}
+        for i, q in enumerate(questions):
+            groups.setdefault(q.images_key, []).append(i)
+        for idxs in groups.values():
+            answers = self._engine_group([questions[i] for i in idxs])
+            for i, a in zip(idxs, answers, strict=True):
+                out[i] = a
+        return [a for a in out if a is not None]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            REGISTRY.release(self._key)
+            self.model = None
+
+    # ------------------------------------------------------------------ helpers
+    def _messages(self, q: Question) -> list[dict]:
+        content: list[dict] = [{"type": "image"} for _ in q.images]
+        content.append({"type": "text", "text": q.text})
+        return [{"role": "user", "content": content}]
+
+    def chat_text(self, q: Question) -> str:
+        return self.processor.apply_chat_template(self._messages(q), add_generation_prompt=True, tokenize=False)
+
+    def _gen_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
+        return {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None,
+                "top_k": None, "eos_token_id": self.eos_ids, "pad_token_id": self.pad_id}
+
+    def _decode(self, new_tokens: Any, limit: int) -> tuple[str, int]:
+        toks = new_tokens.tolist()[:limit]
+        n = len(toks)
+        for k, t in enumerate(toks):
+            if t in self.eos_ids:
+                n = k
+                break
+        return self.tokenizer.decode(toks[:n], skip_special_tokens=True), n
+
+    def _pil(self, images: tuple[np.ndarray, ...]) -> list[Any]:
+        from PIL import Image
+
+        return [Image.fromarray(np.ascontiguousarray(im)) for im in images]
+
+    # ------------------------------------------------------------------ naive
+    def _naive(self, q: Question) -> Answer:
+        torch = _torch()
+        inputs = self.processor(text=[self.chat_text(q)], images=self._pil(q.images) or None,
+                                return_tensors="pt").to(self.device)
+        self.model.model.rope_deltas = None
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **self._gen_kwargs(q.max_new_tokens))
+        p = inputs["input_ids"].shape[1]
+        text, n = self._decode(out[0, p:], q.max_new_tokens)
+        self.stats["generate_calls"] += 1
+        self.stats["questions"] += 1
+        return Answer(text=text, prompt_tokens=int(p), generated_tokens=n)
+
+    # ------------------------------------------------------------------ engine
+    def _prefill(self, q: Question) -> tuple[_Prefix, str]:
+        """Encode the images and prefill everything up to the last <|vision_end|>."""
+        torch = _torch()
+        from transformers import DynamicCache
+
+        text = self.chat_text(q)
+        cut = text.rfind("<|vision_end|>")
+        if cut < 0:
+            raise BackendError("engine mode needs at least one image in the prompt")
+        cut += len("<|vision_end|>")
+        prefix_text = text[:cut]
+        inputs = self.processor(text=[prefix_text], images=self._pil(q.images), return_tensors="pt").to(self.device)
+        ids = inputs["input_ids"]
+        cache = DynamicCache(config=self.model.config)
+        self.model.model.rope_deltas = None
+        with torch.inference_mode():
+            self.model(input_ids=ids, attention_mask=inputs["attention_mask"],
+                       mm_token_type_ids=inputs["mm_token_type_ids"], pixel_values=inputs["pixel_values"],
+                       image_grid_thw=inputs["image_grid_thw"], past_key_values=cache, use_cache=True,
+                       logits_to_keep=1)
+        self.stats["prefills"] += 1
+        grid = inputs["image_grid_thw"]
+        merge = int(getattr(self.processor.image_processor, "merge_size", 2))
+        image_tokens = tuple(int(g.prod()) // merge**2 for g in grid)
+        return _Prefix(key=q.images_key, ids=ids, grid_thw=grid, cache=cache,
+                       rope_deltas=self.model.model.rope_deltas.clone(), image_tokens=image_tokens), prefix_text
+
+    def _suffix_ids(self, q: Question, prefix_text: str) -> list[int]:
+        """Token ids after the shared prefix. The prefix ends in a special token, so BPE cannot
+        merge across the cut and prefix + suffix tokenises exactly like the whole text."""
+        text = self.chat_text(q)
+        if not text.startswith(prefix_text):
+            raise BackendError("questions grouped under one images_key render different image prefixes")
+        return self.tokenizer(text[len(prefix_text):], add_special_tokens=False)["input_ids"]
+
+    def _engine_group(self, qs: list[Question]) -> list[Answer]:
+        torch = _torch()
+        prefix, prefix_text = self._prefill(qs[0])
+        P = prefix.ids.shape[1]
+        answers: list[Answer] = []
+        bs = self.cfg.batch_size
+        for start in range(0, len(qs), bs):
+            batch = qs[start:start + bs]
+            suffixes = [self._suffix_ids(q, prefix_text) for q in batch]
+            L = max(len(s) for s in suffixes)
+            B = len(batch)
+            ids = torch.full((B, P + L), self.pad_id, dtype=torch.long, device=self.device)
+            mask = torch.zeros((B, P + L), dtype=torch.long, device=self.device)
+            ids[:, :P] = prefix.ids[0]
+            mask[:, :P] = 1
+            for i, s in enumerate(suffixes):
+                ids[i, P + L - len(s):] = torch.tensor(s, dtype=torch.long, device=self.device)
+                mask[i, P + L - len(s):] = 1
+            mm = (ids == self.image_token_id).to(torch.int)
+            cache = copy.deepcopy(prefix.cache)
+            if B > 1:
+                cache.batch_repeat_interleave(B)
+            self.model.model.rope_deltas = prefix.rope_deltas
+            max_new = max(q.max_new_tokens for q in batch)
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
+                                          image_grid_thw=prefix.grid_thw, past_key_values=cache,
+                                          **self._gen_kwargs(max_new))
+            self.stats["generate_calls"] += 1
+            for i, q in enumerate(batch):
+                text, n = self._decode(out[i, P + L:], q.max_new_tokens)
+                answers.append(Answer(text=text, prompt_tokens=P + len(suffixes[i]), generated_tokens=n))
+            self.stats["questions"] += B
+        return answers

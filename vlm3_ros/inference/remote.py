@@ -1,0 +1,123 @@
+"""OpenAI-compatible chat-completions client: the scale-out path (vLLM, SGLang, `transformers serve`).
+
+Each question is one request carrying its preprocessed (unified) images as PNG data URLs, then the
+text; greedy decoding (temperature 0). Requests run with bounded concurrency, a timeout, and
+retries with exponential backoff on connection errors, 429 and 5xx. The API key comes from an
+environment variable and is never logged or echoed in errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vlm3_ros.inference.types import Answer, BackendError, Question
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    url: str = "http://127.0.0.1:8000/v1"
+    model: str = ""
+    api_key: str | None = None          # from the environment; repr hides it
+    timeout_s: float = 60.0
+    max_concurrency: int = 4
+    retries: int = 2
+    backoff_s: float = 0.5
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "unset"
+        return (f"RemoteConfig(url={self.url!r}, model={self.model!r}, api_key=<{key}>, timeout_s={self.timeout_s}, "
+                f"max_concurrency={self.max_concurrency}, retries={self.retries})")
+
+
+def png_data_url(image: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise BackendError("could not PNG-encode the image")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+class RemoteBackend:
+    def __init__(self, cfg: RemoteConfig) -> None:
+        if not cfg.url.startswith(("http://", "https://")):
+            raise BackendError(f"remote url {cfg.url!r} must start with http:// or https://")
+        self.cfg = cfg
+        self.name = f"remote:{cfg.url}"
+        self._pool = ThreadPoolExecutor(max_workers=cfg.max_concurrency, thread_name_prefix="vlm3-remote")
+        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def answer(self, questions: Sequence[Question]) -> list[Answer]:
+        return list(self._pool.map(self._one, questions))
+
+    def _payload(self, q: Question) -> dict[str, Any]:
+        content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": png_data_url(im)}}
+                                         for im in q.images]
+        content.append({"type": "text", "text": q.text})
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": content}], "max_tokens": q.max_new_tokens,
+                                "temperature": 0.0, "stream": False}
+        if self.cfg.model:
+            body["model"] = self.cfg.model
+        return body
+
+    def _post(self, body: bytes) -> dict[str, Any]:
+        req = urllib.request.Request(self.cfg.url.rstrip("/") + "/chat/completions", data=body, method="POST")
+        req.add_header("Content-Type", "application/json")
+        if self.cfg.api_key:
+            req.add_header("Authorization", f"Bearer {self.cfg.api_key}")
+        with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
+            raw = resp.read()
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise BackendError(f"server returned malformed JSON ({len(raw)} bytes): {e}") from e
+
+    def _one(self, q: Question) -> Answer:
+        body = json.dumps(self._payload(q)).encode()
+        last = ""
+        for attempt in range(self.cfg.retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+                time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
+            self.stats["requests"] += 1
+            try:
+                data = self._post(body)
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code} from {self.cfg.url}"
+                if e.code in (429,) or e.code >= 500:
+                    continue
+                detail = e.read()[:300].decode(errors="replace")
+                self.stats["failures"] += 1
+                return Answer("", error=f"{last}: {detail}")
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                last = f"cannot reach {self.cfg.url}: {getattr(e, 'reason', e)}"
+                continue
+            except BackendError as e:
+                last = str(e)
+                continue
+            try:
+                choice = data["choices"][0]
+                text = choice["message"]["content"] or ""
+                usage = data.get("usage") or {}
+            except (KeyError, IndexError, TypeError):
+                last = f"response without choices[0].message.content: {str(data)[:200]}"
+                continue
+            return Answer(str(text), int(usage.get("prompt_tokens", 0) or 0),
+                          int(usage.get("completion_tokens", 0) or 0))
+        self.stats["failures"] += 1
+        return Answer("", error=f"{last} (after {self.cfg.retries + 1} attempts)")
