@@ -25,7 +25,7 @@ from vlm3_ros.nodes import conversions as cv
 
 class BagPlayer(Node):
     def __init__(self, bag: Path, topics: BagTopics, remap_image: str, remap_info: str, rate: float,
-                 loops: int, publish_tf: bool, start_delay: float) -> None:
+                 loops: int, publish_tf: bool, start_delay: float, min_subscribers: int = 0) -> None:
         super().__init__("vlm3_bag_player")
         self.reader = BagReader(bag, topics)
         self.reader.require("image", "camera_info")
@@ -37,10 +37,25 @@ class BagPlayer(Node):
         self.rate = rate
         self.loops = loops
         self.start_delay = start_delay
+        self.min_subscribers = min_subscribers
         self.published = {"image": 0, "camera_info": 0, "depth": 0, "tf": 0}
 
+    def wait_for_subscribers(self) -> None:
+        """Wait (up to start_delay) until the camera publishers are matched with min_subscribers
+        readers each, so the first messages are not published into the void."""
+        deadline = time.monotonic() + self.start_delay
+        while time.monotonic() < deadline:
+            counts = (self.pub_img.get_subscription_count(), self.pub_info.get_subscription_count())
+            if self.min_subscribers and min(counts) >= self.min_subscribers:
+                time.sleep(0.5)  # let the readers' side of the match settle too
+                return
+            time.sleep(0.05)
+        if self.min_subscribers:
+            self.get_logger().warning(f"only {self.pub_img.get_subscription_count()} subscriber(s) on the image "
+                                      f"topic after {self.start_delay}s; playing anyway")
+
     def play(self) -> None:
-        time.sleep(self.start_delay)
+        self.wait_for_subscribers()
         for loop in range(self.loops):
             first_log, t0 = None, time.monotonic()
             records = list(self.reader.records())
@@ -91,12 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (0 = as fast as possible)")
     p.add_argument("--loops", type=int, default=1, help="how many times to play the bag")
     p.add_argument("--no-tf", action="store_true", help="do not publish /tf")
-    p.add_argument("--start-delay", type=float, default=1.0, help="seconds to wait for subscribers to connect")
+    p.add_argument("--start-delay", type=float, default=1.0,
+                   help="seconds to wait before playing (or, with --min-subscribers, at most this long)")
+    p.add_argument("--min-subscribers", type=int, default=0,
+                   help="start as soon as image and camera-info topics each have this many subscribers")
     a = p.parse_args(args_ros)
     rclpy.init(args=["x", *argv])
     topics = BagTopics(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic)
     node = BagPlayer(a.bag, topics, a.publish_image_as, a.publish_camera_info_as, a.rate, a.loops, not a.no_tf,
-                     a.start_delay)
+                     a.start_delay, a.min_subscribers)
     try:
         node.play()
     except KeyboardInterrupt:
