@@ -26,7 +26,7 @@ def gt_world(rclpy_context, tmp_path_factory):
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from tf2_msgs.msg import TFMessage
 
-    from vlm3_ros.testing.recorder import TopicRecorder
+    from vlm3_ros.nodes.recorder import TopicRecorder
 
     logs = tmp_path_factory.mktemp("gt_world")
     node = NodeProcess("vlm3_ros.nodes.perception_node", [
@@ -196,8 +196,9 @@ def test_spatial_query_says_honestly_when_it_cannot_answer(client) -> None:
                                regions=[Region(x_min=10.0, y_min=10.0, x_max=200.0, y_max=150.0)],
                                question="How wide is Region [0]?")
     resp = client.call(client.spatial, req)
-    assert resp.status.code == Status.OK and "bounding box region (" in resp.prompt
-    assert not resp.has_quantity
+    # The ground truth cannot answer object questions; the status says the answer holds nothing.
+    assert resp.status.code == Status.PARSE_FAILURE and "bounding box region (" in resp.prompt
+    assert not resp.has_quantity and "cannot answer" in resp.answer
     bad = client.call(client.spatial, SpatialQuery.Request(frame=FrameSelector(), regions=[], question="Region [3]?"))
     assert bad.status.code == Status.INVALID_REQUEST and "region 3" in bad.message
 

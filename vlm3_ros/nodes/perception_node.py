@@ -172,6 +172,7 @@ class PerceptionNode(LifecycleNode):
                                    max_long_edge=cfg["max_long_edge"], interpolation=cfg["interpolation"])
                  for task, base in TASK_UNIFY.items()}
         self.settings = PipelineSettings(unify=unify, model_depth_type=cfg["model.depth_type"],
+                                         max_new_tokens={t: cfg[f"max_new_tokens.{t}"] for t in TASK_UNIFY},
                                          interpolation=cfg["interpolation"], max_points=cfg["max_points_per_request"])
         if not self._load_backends():
             return TransitionCallbackReturn.FAILURE
@@ -544,7 +545,11 @@ class PerceptionNode(LifecycleNode):
             resp.quantity_m = float(a.quantity_m) if a.quantity_m is not None else float("nan")
             resp.has_yes_no = a.yes is not None
             resp.yes = bool(a.yes)
-            resp.status.code, resp.message = Status.OK, "ok"
+            if a.quantity is None and a.yes is None and a.clock is None:
+                resp.status.code = Status.PARSE_FAILURE
+                resp.message = "the answer holds no quantity, yes/no or clock direction; see answer"
+            else:
+                resp.status.code, resp.message = Status.OK, "ok"
 
         return self._serve("spatial_query", "object", resp, body)
 
