@@ -4,6 +4,7 @@ the statuses must say so honestly. Also: lifecycle transitions with the node run
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from vlm3_ros.testing.processes import NodeProcess
 from vlm3_ros.tum import BAG_PATHS
 
 pytestmark = [pytest.mark.ros, pytest.mark.model, pytest.mark.slow]
-NODE = "/vlm3_perception"
+NODE = "/tiny/vlm3_perception"  # own namespace and topics: the session's ground-truth node runs too
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,10 @@ def tiny_node(rclpy_context, tiny_checkpoint: Path, tmp_path_factory):
     from vlm3_ros.nodes.client import PerceptionClient
 
     logs = tmp_path_factory.mktemp("tiny_node")
-    args = ["--ros-args", "-p", "backend:=transformers", "-p", "model.device:=cpu",
-            "-p", "image_topic:=/camera/rgb/image_color", "-p", "camera_info_topic:=/camera/rgb/camera_info",
+    args = ["--ros-args", "-r", "__ns:=/tiny", "-p", "backend:=transformers", "-p", "model.device:=cpu",
+            "-p", "image_topic:=/tiny/image", "-p", "camera_info_topic:=/tiny/camera_info",
             "-p", "vo.enabled:=false", "-p", "sparse_depth.rate_hz:=0.0", "-p", "model.batch_size:=8",
+            "-p", "qos_reliability:=reliable",
             "-p", "max_new_tokens.depth:=24", "-p", "max_new_tokens.pose:=24", "-p", "max_new_tokens.corr:=16",
             "-p", "max_new_tokens.object:=24"]
     for task in ("depth", "pose", "corr", "object"):
@@ -34,8 +36,10 @@ def tiny_node(rclpy_context, tiny_checkpoint: Path, tmp_path_factory):
     try:
         node.wait_for_log("]: active", timeout=120)
         assert "models ready" in node.log_text()
-        player = NodeProcess("vlm3_ros.nodes.bag_player", [str(BAG_PATHS["mcap"]), "--start-delay", "15",
-                                                            "--min-subscribers", "1"], log_dir=logs).start()
+        player = NodeProcess("vlm3_ros.nodes.bag_player", [
+            str(BAG_PATHS["mcap"]), "--start-delay", "15", "--min-subscribers", "1", "--publish-image-as",
+            "/tiny/image", "--publish-camera-info-as", "/tiny/camera_info", "--depth-topic", "", "--no-tf"],
+            log_dir=logs).start()
         player.wait_for_log("loop 1/1 done", timeout=60)
         player.stop()
         c = PerceptionClient(n, NODE)
@@ -95,7 +99,19 @@ def test_lifecycle_transitions_while_serving(tiny_node) -> None:
         return bool(c.call(change, ChangeState.Request(transition=Transition(id=tid)), 120).success)
 
     assert c.call(get, GetState.Request()).current_state.label == "active"
+    # a request in flight while the node deactivates still gets exactly one answer
+    many = GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=float(10 + i), y=20.0) for i in range(48)])
+    in_flight = c.depth.call_async(many)
+    t_end = time.monotonic() + 0.3
+    while time.monotonic() < t_end:
+        rclpy.spin_once(n, timeout_sec=0.05)
     assert transition(Transition.TRANSITION_DEACTIVATE)
+    t_end = time.monotonic() + 120
+    while not in_flight.done() and time.monotonic() < t_end:
+        rclpy.spin_once(n, timeout_sec=0.05)
+    assert in_flight.done()
+    assert in_flight.result().status.code in (Status.PARSE_FAILURE, Status.MODEL_NOT_READY, Status.BUSY,
+                                              Status.BACKEND_ERROR)
     req = GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=10.0, y=10.0)])
     r = c.call(c.depth, req)
     assert r.status.code == Status.MODEL_NOT_READY and "not active" in r.message

@@ -105,8 +105,10 @@ class CameraModel:
                "an all-zero K means the camera is uncalibrated")
         _check(k[2, 2] == 1.0 and k[1, 0] == 0 and k[2, 0] == 0 and k[2, 1] == 0,
                f"K must be upper triangular with K[8]=1, got {list(info.k)}")
-        p = _matrix(info.p, (3, 4), "P") if len(info.p) else np.hstack([k, np.zeros((3, 1))])
-        if len(info.p):
+        # An all-zero P is what drivers send when they do not rectify: use K then.
+        has_p = len(info.p) and any(v != 0.0 for v in info.p)
+        p = _matrix(info.p, (3, 4), "P") if has_p else np.hstack([k, np.zeros((3, 1))])
+        if has_p:
             _check(p[0, 0] > 0 and p[1, 1] > 0, f"P focal lengths must be positive, got {list(info.p)}")
         d = np.asarray(info.d, dtype=np.float64)
         _check(bool(np.all(np.isfinite(d))), f"distortion coefficients must be finite, got {list(info.d)}")
@@ -181,7 +183,7 @@ class CameraModel:
     def undistort_pixels(self, uv: np.ndarray) -> np.ndarray:
         """Raw pixels (N, 2) -> pixels of the rectified image (:meth:`rectified`)."""
         uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
-        if not self.needs_rectification:
+        if not self.needs_rectification or not len(uv):
             return uv.copy()
         new_k = self.rectified().K
         pts = uv.reshape(-1, 1, 2)
@@ -194,7 +196,7 @@ class CameraModel:
     def distort_pixels(self, uv_rect: np.ndarray) -> np.ndarray:
         """Pixels of the rectified image (N, 2) -> raw pixels (inverse of undistort_pixels)."""
         uv_rect = np.asarray(uv_rect, dtype=np.float64).reshape(-1, 2)
-        if not self.needs_rectification:
+        if not self.needs_rectification or not len(uv_rect):
             return uv_rect.copy()
         kr = self.rectified().K
         rays = np.column_stack([(uv_rect[:, 0] - kr[0, 2]) / kr[0, 0],

@@ -47,6 +47,7 @@ class LocalModelConfig:
     min_pixels: int = 0
     mode: str = "engine"
     batch_size: int = 32
+    min_new_tokens: int = 0                # benchmarks only: force answer lengths on random weights
 
     def validate(self) -> None:
         if not self.path:
@@ -211,16 +212,22 @@ class _Prefix:
 class TransformersBackend:
     """A VLM3 checkpoint on a local device (CPU, CUDA GPU, Jetson)."""
 
-    def __init__(self, cfg: LocalModelConfig) -> None:
-        cfg.validate()
+    def __init__(self, cfg: LocalModelConfig, model: Any = None, processor: Any = None) -> None:
+        """Load ``cfg.path``; or, with ``model`` and ``processor`` given (benchmarks of a
+        random-weight architecture), use those objects and skip the registry."""
         self.cfg = cfg
         self.name = f"transformers[{cfg.mode}]:{cfg.path}"
-        self.model, self._key = REGISTRY.acquire(cfg)
-        try:
-            self.processor = load_processor(cfg.path, cfg.max_pixels, cfg.min_pixels)
-        except Exception as e:
-            REGISTRY.release(self._key)
-            raise BackendError(f"cannot load the processor of {cfg.path!r}: {e}") from e
+        self._key: tuple | None = None
+        if model is not None:
+            self.model, self.processor = model, processor
+        else:
+            cfg.validate()
+            self.model, self._key = REGISTRY.acquire(cfg)
+            try:
+                self.processor = load_processor(cfg.path, cfg.max_pixels, cfg.min_pixels)
+            except Exception as e:
+                REGISTRY.release(self._key)
+                raise BackendError(f"cannot load the processor of {cfg.path!r}: {e}") from e
         tok = self.processor.tokenizer
         self.tokenizer = tok
         self.device = next(self.model.parameters()).device
@@ -252,7 +259,8 @@ class TransformersBackend:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            REGISTRY.release(self._key)
+            if self._key is not None:
+                REGISTRY.release(self._key)
             self.model = None
 
     # ------------------------------------------------------------------ helpers
@@ -265,8 +273,11 @@ class TransformersBackend:
         return self.processor.apply_chat_template(self._messages(q), add_generation_prompt=True, tokenize=False)
 
     def _gen_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
-        return {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None,
-                "top_k": None, "eos_token_id": self.eos_ids, "pad_token_id": self.pad_id}
+        kw = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None,
+              "top_k": None, "eos_token_id": self.eos_ids, "pad_token_id": self.pad_id}
+        if self.cfg.min_new_tokens:
+            kw["min_new_tokens"] = min(self.cfg.min_new_tokens, max_new_tokens)
+        return kw
 
     def _decode(self, new_tokens: Any, limit: int) -> tuple[str, int]:
         toks = new_tokens.tolist()[:limit]

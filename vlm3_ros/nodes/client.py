@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
@@ -35,8 +36,16 @@ class PerceptionClient:
         return all(c.wait_for_service(timeout_sec=timeout) for c in (self.depth, self.pose, self.corr, self.spatial))
 
     def call(self, client: Any, request: Any, timeout: float = 120.0) -> Any:
+        """Call and wait. A private executor per call: several threads may each drive their own
+        client node at once (rclpy's global executor is shared and not safe for that)."""
         fut = client.call_async(request)
-        rclpy.spin_until_future_complete(self.node, fut, timeout_sec=timeout)
+        ex = SingleThreadedExecutor(context=self.node.context)
+        ex.add_node(self.node)
+        try:
+            ex.spin_until_future_complete(fut, timeout_sec=timeout)
+        finally:
+            ex.remove_node(self.node)
+            ex.shutdown()
         if not fut.done():
             client.remove_pending_request(fut)
             raise TimeoutError(f"no answer from {client.srv_name} within {timeout}s")

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ["--ros-args", "-p", "image_topic:=/camera/rgb/image_color",
             "-p", "camera_info_topic:=/camera/rgb/camera_info",
             "-p", "sparse_depth.rate_hz:=2.0", "-p", "sparse_depth.grid_cols:=4", "-p", "sparse_depth.grid_rows:=3",
-            "-p", "vo.rate_hz:=2.0", "-p", "vo.use_tf_static:=false"]
+            "-p", "vo.rate_hz:=2.0", "-p", "vo.use_tf_static:=false", "-p", "qos_reliability:=reliable"]
     if a.backend == "tiny":
         from vlm3_ros.assets import make_test_checkpoint
 

@@ -27,7 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseWithCovariance, TransformStamped, TwistWithCovariance
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -125,16 +125,16 @@ class PerceptionNode(LifecycleNode):
         self._timer_cb = MutuallyExclusiveCallbackGroup()
         self._vo_cb = MutuallyExclusiveCallbackGroup()
         self._diag_cb = MutuallyExclusiveCallbackGroup()
-        self.create_service(GetDepth, "~/get_depth", self._srv_depth,
-                            callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_service(EstimatePose, "~/estimate_pose", self._srv_pose,
-                            callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_service(FindCorrespondence, "~/find_correspondence", self._srv_corr,
-                            callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_service(SpatialQuery, "~/spatial_query", self._srv_spatial,
-                            callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_service(Trigger, "~/reset_odometry", self._srv_reset,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        # Reentrant: concurrent calls wait on the inference queue together (a full queue answers
+        # BUSY at once) instead of piling up in the DDS request queue, whose history is bounded.
+        # A deep request history keeps bursts of calls from being dropped before they are read.
+        srv_qos = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE)
+        for srv_type, name, cb in ((GetDepth, "~/get_depth", self._srv_depth),
+                                   (EstimatePose, "~/estimate_pose", self._srv_pose),
+                                   (FindCorrespondence, "~/find_correspondence", self._srv_corr),
+                                   (SpatialQuery, "~/spatial_query", self._srv_spatial),
+                                   (Trigger, "~/reset_odometry", self._srv_reset)):
+            self.create_service(srv_type, name, cb, qos_profile=srv_qos, callback_group=ReentrantCallbackGroup())
         self.pub_cloud = self.create_publisher(PointCloud2, "~/sparse_depth", 5)
         self.pub_odom = self.create_publisher(Odometry, "~/odom", 10)
         self.pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100,
@@ -721,7 +721,10 @@ def main(args: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     rclpy.init(args=args)
     node = PerceptionNode()
-    executor = MultiThreadedExecutor(num_threads=8)
+    # Threads waiting on queued inference (queue size + 1 running) must leave room for the
+    # camera, timer and diagnostics callbacks and for calls answered at once (BUSY, invalid).
+    queue = int(node.get_parameter("inference_queue_size").value)
+    executor = MultiThreadedExecutor(num_threads=queue + 8)
     executor.add_node(node)
     try:
         executor.spin()

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Shared-prefix engine vs naive per-question generate: per-frame latency and points per second
+for 1, 8, 64 and 256 depth points on one frame, side by side in one run, plus peak memory.
+
+  python bench/engine_bench.py                         # CPU, tiny offline checkpoint (untrained)
+  python bench/engine_bench.py --arch 4b --device cuda --dtype bfloat16   # true Qwen3-VL-4B shape, random weights
+
+Each (mode, points) configuration runs in its own process so peak memory is its own. Answers are
+forced to --answer-tokens new tokens (the depth answer with its think block is about 25), since
+random weights would otherwise stop at arbitrary lengths. Writes JSON and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def build_backend(a: argparse.Namespace, mode: str):
+    import torch
+
+    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend, load_processor
+
+    cfg = LocalModelConfig(path=str(a.checkpoint), device=a.device, dtype=a.dtype, mode=mode,
+                           batch_size=a.batch_size, min_new_tokens=a.answer_tokens)
+    if a.arch == "tiny":
+        return TransformersBackend(cfg)
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    conf = json.loads((ROOT / "vlm3_ros" / "data" / "qwen3_vl_4b_instruct_config.json").read_text())
+    config = Qwen3VLConfig(**{k: v for k, v in conf.items() if k not in ("architectures", "transformers_version")})
+    dtype = getattr(torch, a.dtype if a.dtype != "auto" else "bfloat16")
+    torch.manual_seed(0)
+    with torch.device(a.device):
+        model = Qwen3VLForConditionalGeneration(config).to(dtype)
+    model.eval()
+    return TransformersBackend(cfg, model=model, processor=load_processor(str(a.checkpoint)))
+
+
+def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
+    import numpy as np
+    import torch
+
+    from vlm3_ros.camera import CameraModel
+    from vlm3_ros.pipeline import Frame, Pipeline, PipelineSettings
+    from vlm3_ros.tum import TumSequence
+
+    seq = TumSequence()
+    cam = CameraModel.from_camera_info(seq.camera_info)
+    backend = build_backend(a, mode)
+    pipe = Pipeline({"depth": backend}, PipelineSettings(max_points=4096,
+                    max_new_tokens={"depth": a.answer_tokens, "object": 8, "corr": 8, "pose": 8}))
+    rng = np.random.default_rng(0)
+    times, gen = [], 0
+    for k in range(a.frames + 1):  # frame 0 warms up
+        f = seq.frames[k % len(seq.frames)]
+        frame = Frame(f.rgb(), cam, int(f.rgb_stamp * 1e9) + k, "cam")
+        px = np.column_stack([rng.uniform(10, 630, points), rng.uniform(10, 470, points)])
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        r = pipe.depth(frame, px, "z_depth")
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if k:
+            times.append(time.perf_counter() - t)
+            gen += r.timings.generated_tokens
+    peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else None
+    return {"mode": mode, "points": points, "frame_s": float(np.median(times)), "frames": len(times),
+            "points_per_s": points / float(np.median(times)), "generated_tokens_per_frame": gen / len(times),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=("tiny", "4b"), default="tiny")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
+                   help="tiny checkpoint (tokenizer/processor also used for --arch 4b)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--points", default="1,8,64,256")
+    p.add_argument("--modes", default="engine,naive")
+    p.add_argument("--naive-max-points", type=int, default=256, help="skip naive runs above this many points")
+    p.add_argument("--frames", type=int, default=2, help="timed frames per configuration (after 1 warm-up)")
+    p.add_argument("--answer-tokens", type=int, default=25)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--_worker", nargs=2, metavar=("MODE", "POINTS"), help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a._worker:
+        print("RESULT " + json.dumps(worker(a, a._worker[0], int(a._worker[1]))))
+        return 0
+    from vlm3_ros.assets import make_test_checkpoint
+
+    make_test_checkpoint(a.checkpoint)
+    rows = []
+    passthrough = [x for x in (argv if argv is not None else sys.argv[1:])]
+    for pts in (int(x) for x in a.points.split(",")):
+        for mode in a.modes.split(","):
+            if mode == "naive" and pts > a.naive_max_points:
+                continue
+            r = subprocess.run([sys.executable, __file__, *passthrough, "--_worker", mode, str(pts)],
+                               capture_output=True, text=True)
+            line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+            if r.returncode or not line:
+                print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)
+                return 1
+            rows.append(json.loads(line[0][7:]))
+            print(f"{mode:>6} {pts:>4} points: {rows[-1]['frame_s'] * 1000:9.1f} ms/frame "
+                  f"{rows[-1]['points_per_s']:8.2f} points/s", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
+    meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
+            "batch_size": a.batch_size, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": __import__("os").cpu_count()}
+    (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    md = [f"# engine vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens)", "",
+          "| points/frame | engine ms/frame | naive ms/frame | speed-up | engine points/s | naive points/s | "
+          "engine peak MiB | naive peak MiB |", "|---|---|---|---|---|---|---|---|"]
+    for pts in sorted({r["points"] for r in rows}):
+        e = next((r for r in rows if r["points"] == pts and r["mode"] == "engine"), None)
+        n = next((r for r in rows if r["points"] == pts and r["mode"] == "naive"), None)
+        mem = "peak_gpu_mib" if a.device.startswith("cuda") else "peak_rss_mib"
+        md.append(f"| {pts} | {e['frame_s'] * 1e3:.1f} | " if e else f"| {pts} | - | ")
+        md[-1] += (f"{n['frame_s'] * 1e3:.1f} | " if n else "- | ")
+        md[-1] += (f"{n['frame_s'] / e['frame_s']:.1f}x | " if e and n else "- | ")
+        md[-1] += f"{e['points_per_s']:.1f} | " if e else "- | "
+        md[-1] += f"{n['points_per_s']:.2f} | " if n else "- | "
+        md[-1] += f"{e[mem]:.0f} | " if e else "- | "
+        md[-1] += f"{n[mem]:.0f} |" if n else "- |"
+    (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
