@@ -147,3 +147,18 @@ def test_spatial_parser() -> None:
     d = answers.parse_spatial("Region [1] is at 2 o'clock from Region [0].").value
     assert d is not None and d.clock == 2
     assert not answers.parse_spatial("<think> hmm").ok
+
+
+def test_prompts_file_overrides_and_errors(tmp_path) -> None:
+    from vlm3_ros.params import ConfigError, load_prompts
+
+    f = tmp_path / "prompts.yaml"
+    f.write_text('corr_think_suffix: true\ndepth: "Depth of ({nx}, {ny}) in metres? <answer> </answer>"\n')
+    ps = load_prompts(str(f))
+    assert ps.render_depth(3, 4) == "Depth of (3, 4) in metres? <answer> </answer>" and ps.corr_think_suffix
+    assert load_prompts("") == PromptSet()
+    f.write_text("depht: x\n")
+    with pytest.raises(ConfigError, match="unknown prompt keys"):
+        load_prompts(str(f))
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_prompts(str(tmp_path / "missing.yaml"))

@@ -44,3 +44,17 @@ def test_tiny_checkpoint_run_completes_and_reports_parse_failures(tmp_path: Path
     assert s["depth"]["n"] == 9 and s["depth"]["parse_failures"] == 9 and s["depth"]["delta1_depthlm"] == 0.0
     assert s["pose"]["parse_failures"] == s["pose"]["pairs"] and s["pose"]["auc@30"] == 0.0
     assert s["trajectory"]["updates_failed"] == 2
+
+
+@pytest.mark.ros
+def test_through_ros_scores_the_running_node(gt_world, client, tmp_path: Path) -> None:
+    """The same evaluation through the node's services (the session's ground-truth node)."""
+    from vlm3_ros.nodes.eval_ros import main as ros_main
+
+    out = tmp_path / "ros"
+    assert ros_main([str(BAG_PATHS["mcap"]), "--through-ros", "--out", str(out), "--no-progress",
+                     "--points-per-frame", "8", "--tasks", "depth,pose"]) == 0
+    s = json.loads((out / "report.json").read_text())["sequences"][0]
+    assert s["depth"]["n"] == 40 and s["depth"]["delta1_depthlm"] == 1.0
+    assert s["pose"]["auc@30"] == pytest.approx(100.0)
+    assert s["latency"]["depth"]["n"] == 5

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"vlm3-ros: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    target = COMMANDS[name][0]
+    if name == "eval" and "--through-ros" in rest:
+        target = "vlm3_ros.nodes.eval_ros"  # the ROS shell of the same evaluation
+    module = importlib.import_module(target)
     if name == "node":
         if "-h" in rest or "--help" in rest:
             print("usage: vlm3-ros node [--ros-args -p NAME:=VALUE ... --params-file FILE]\n\n"

@@ -384,7 +384,7 @@ def plots(report: dict[str, Any], out: Path) -> None:
         plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlm3-ros eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bags", nargs="+", type=Path, help="bag folders (MCAP/sqlite3) or ROS 1 .bag files")
@@ -414,8 +414,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pose-topic", default="", help="PoseStamped/Odometry ground truth instead of /tf")
     p.add_argument("--world-frame", default=BagTopics.world_frame)
     p.add_argument("--camera-frame", default=BagTopics.camera_frame)
+    p.add_argument("--through-ros", action="store_true",
+                   help="send the queries to a running perception node (publishes the frames on its topics)")
+    p.add_argument("--node", default="/vlm3_perception", help="with --through-ros: the node to query")
+    p.add_argument("--node-image-topic", default="/camera/rgb/image_color", help="with --through-ros")
+    p.add_argument("--node-camera-info-topic", default="/camera/rgb/camera_info", help="with --through-ros")
     p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if a.through_ros:
+        print("vlm3-ros eval: --through-ros runs through the ROS shell; call it as `vlm3-ros eval --through-ros ...`",
+              file=sys.stderr)
+        return 2
+    return run(a)
+
+
+def run(a: argparse.Namespace, make_runner: Any = None) -> int:
+    """Evaluate; ``make_runner(seq)`` (from the ROS shell) replaces the in-process pipeline."""
     logging.basicConfig(level=logging.INFO, format="[eval] %(message)s")
     from tqdm import tqdm
 
@@ -439,13 +457,22 @@ def main(argv: list[str] | None = None) -> int:
         values["ground_truth.bag"] = str(a.bags[0])
         values["ground_truth.depth_topic"] = a.depth_topic
         values["ground_truth.world_frame"] = a.world_frame
-    cfg = build_config(values)
+    cfg = build_config(values) if not a.through_ros else None
     seqs = []
     for bag in a.bags:
         seqs.append(load_sequence(bag, topics, opts))
         LOG.info("%s: %d frames, %d with depth, poses %s", bag.name, len(seqs[-1].frames), len(seqs[-1].depth),
                  "yes" if seqs[-1].trajectory else "no")
     results = []
+    if make_runner is not None:
+        for seq in seqs:
+            runner_ros = make_runner(seq)
+            with tqdm(total=len(seq.frames) * 2 + 8, desc=seq.name, disable=a.no_progress) as bar:
+                try:
+                    results.append(evaluate_sequence(seq, runner_ros, opts, bar))
+                finally:
+                    runner_ros.close()
+        seqs = []
     for seq in seqs:
         if a.backend == "ground_truth" and seq is not seqs[0]:
             values["ground_truth.bag"] = str(a.bags[seqs.index(seq)])
@@ -461,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(evaluate_sequence(seq, runner, opts, bar))
             finally:
                 close_backends(backends)
+    if a.through_ros:
+        a.backend = f"through-ros:{a.node}"
     report = {"config": {**vars(a), "bags": [str(b) for b in a.bags], "out": str(a.out), **asdict(opts)},
               "versions": versions(), "sequences": results, "pooled": pooled(results)}
     report["config"] = json.loads(json.dumps(report["config"], default=str))

@@ -79,6 +79,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("ground_truth.bag", "", "TEST DOUBLE backend only: bag with depth and ground-truth poses"),
     _P("ground_truth.depth_topic", "/camera/depth_registered/image_raw", "TEST DOUBLE: depth topic in that bag"),
     _P("ground_truth.world_frame", "world", "TEST DOUBLE: /tf parent of the ground-truth camera pose"),
+    _P("prompts_file", "", "YAML file overriding prompt templates (keys of vlm3_ros.prompts.PromptSet); '' = the "
+       "strings the checkpoints were trained on"),
     # preprocessing
     _P("rectify", True, "undistort with the CameraInfo model before focal unification"),
     _P("equalize_focal", False, "scale y by target/fy too when fx != fy (reference: scale both by target/fx)"),
@@ -205,6 +207,27 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
     if out["remote.api_key_env"] and not out["remote.api_key_env"].replace("_", "").isalnum():
         raise ConfigError("remote.api_key_env must name an environment variable")
     return NodeConfig(out)
+
+
+def load_prompts(path: str) -> Any:
+    """The PromptSet from a YAML override file ('' = the contract's strings)."""
+    import yaml
+
+    from vlm3_ros.prompts import PromptError, PromptSet
+
+    if not path:
+        return PromptSet()
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"prompts_file {path!r} cannot be read: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"prompts_file {path!r} must hold a mapping of template names to strings")
+    try:
+        return PromptSet.from_mapping(data)
+    except PromptError as e:
+        raise ConfigError(f"prompts_file {path!r}: {e}") from e
 
 
 def api_key(cfg: NodeConfig) -> str | None:

@@ -47,7 +47,7 @@ from vlm3_ros.inference.types import Backend, BackendBusy, BackendError, Deadlin
 from vlm3_ros.msg import PointStatus, Status
 from vlm3_ros.nodes import conversions as cv
 from vlm3_ros.odometry import KeyframeOdometry, KeyframePolicy
-from vlm3_ros.params import PARAMS, ConfigError, NodeConfig, ParamSpec, build_config, validate_value
+from vlm3_ros.params import PARAMS, ConfigError, NodeConfig, ParamSpec, build_config, load_prompts, validate_value
 from vlm3_ros.pipeline import Frame, Pipeline, PipelineSettings, PointCode, RequestError
 from vlm3_ros.pose import pose_from_tq
 from vlm3_ros.prompts import PromptError
@@ -162,6 +162,7 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             cfg = build_config(self._read_params())
+            prompts = load_prompts(cfg["prompts_file"])
         except ConfigError as e:
             self.get_logger().error(f"invalid parameters: {e}")
             return TransitionCallbackReturn.FAILURE
@@ -171,7 +172,7 @@ class PerceptionNode(LifecycleNode):
                                    equalize_focal=cfg["equalize_focal"], rectify=cfg["rectify"],
                                    max_long_edge=cfg["max_long_edge"], interpolation=cfg["interpolation"])
                  for task, base in TASK_UNIFY.items()}
-        self.settings = PipelineSettings(unify=unify, model_depth_type=cfg["model.depth_type"],
+        self.settings = PipelineSettings(unify=unify, model_depth_type=cfg["model.depth_type"], prompts=prompts,
                                          max_new_tokens={t: cfg[f"max_new_tokens.{t}"] for t in TASK_UNIFY},
                                          interpolation=cfg["interpolation"], max_points=cfg["max_points_per_request"])
         if not self._load_backends():
