@@ -51,7 +51,8 @@ def to_rgb8(encoding: str, width: int, height: int, step: int, data: bytes | np.
             is_bigendian: bool = False, max_pixels: int = 4096 * 4096) -> np.ndarray:
     """A colour or mono image message -> RGB uint8 (H, W, 3)."""
     if encoding not in COLOR_ENCODINGS:
-        raise ImageDecodeError(f"encoding {encoding!r} is not a camera image; use one of {', '.join(COLOR_ENCODINGS)}")
+        raise ImageDecodeError(f"unsupported encoding {encoding!r}: not a camera image encoding; use one of "
+                               f"{', '.join(COLOR_ENCODINGS)}")
     a = _as_array(encoding, width, height, step, data, is_bigendian, max_pixels)
     if encoding == "rgb8":
         return a

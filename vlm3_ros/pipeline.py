@@ -177,6 +177,16 @@ class Pipeline:
         return px, codes, reasons
 
     @staticmethod
+    def _ask(backend: Backend, qs: list[Question], tm: Timings, t0: float) -> list[Answer]:
+        """Run the questions, booking preprocessing (since ``t0``) and inference time."""
+        tm.preprocess_s = time.monotonic() - t0
+        t1 = time.monotonic()
+        ans = backend.answer(qs) if qs else []
+        tm.inference_s = time.monotonic() - t1
+        tm.add(ans)
+        return ans
+
+    @staticmethod
     def _key(task: str, *frames: Frame) -> tuple:
         return (task, *[(f.frame_id, f.stamp_ns) for f in frames])
 
@@ -194,11 +204,7 @@ class Pipeline:
                 "depth_type": self.settings.model_depth_type}
         qs = [Question(self._key("depth", frame), (img,), self.settings.prompts.render_depth(*n[i]),
                        self.settings.max_new_tokens["depth"], meta) for i in np.where(ok)[0]]
-        tm.preprocess_s = time.monotonic() - t0
-        t1 = time.monotonic()
-        ans = backend.answer(qs) if qs else []
-        tm.inference_s = time.monotonic() - t1
-        tm.add(ans)
+        ans = self._ask(backend, qs, tm, t0)
         raw = [""] * len(px)
         model_depth = np.full(len(px), np.nan)
         for i, a in zip(np.where(ok)[0], ans, strict=True):
@@ -237,11 +243,7 @@ class Pipeline:
         keys = self.settings.prompts.pose_questions(with_distance)
         qs = [Question(self._key("pose", frame_a, frame_b), (img_a, img_b), text,
                        self.settings.max_new_tokens["pose"], {**meta, "question": k}) for k, text in keys]
-        tm.preprocess_s = time.monotonic() - t0
-        t1 = time.monotonic()
-        ans = backend.answer(qs)
-        tm.inference_s = time.monotonic() - t1
-        tm.add(ans)
+        ans = self._ask(backend, qs, tm, t0)
         raw = {k: a.text for (k, _), a in zip(keys, ans, strict=True)}
         reasons: dict[str, str] = {}
         parsers = {"rotation": answers.parse_rotation_angle, "ypr": answers.parse_ypr,
@@ -284,11 +286,7 @@ class Pipeline:
                 "frame_ids": (frame_a.frame_id, frame_b.frame_id), "views": (view_a, view_b)}
         qs = [Question(self._key("corr", frame_a, frame_b), (img_a, img_b), self.settings.prompts.render_corr(*n[i]),
                        self.settings.max_new_tokens["corr"], meta) for i in np.where(ok)[0]]
-        tm.preprocess_s = time.monotonic() - t0
-        t1 = time.monotonic()
-        ans = backend.answer(qs) if qs else []
-        tm.inference_s = time.monotonic() - t1
-        tm.add(ans)
+        ans = self._ask(backend, qs, tm, t0)
         raw = [""] * len(px)
         out = np.full((len(px), 2), np.nan)
         for i, a in zip(np.where(ok)[0], ans, strict=True):
@@ -327,11 +325,7 @@ class Pipeline:
         meta = {"task": "object", "stamps": (frame.stamp_ns,), "frame_ids": (frame.frame_id,), "views": (view,),
                 "boxes": b}
         q = Question(self._key("object", frame), (img,), prompt, self.settings.max_new_tokens["object"], meta)
-        tm.preprocess_s = time.monotonic() - t0
-        t1 = time.monotonic()
-        a = backend.answer([q])[0]
-        tm.inference_s = time.monotonic() - t1
-        tm.add([a])
+        a = self._ask(backend, [q], tm, t0)[0]
         if a.error:
             return SpatialResult(None, prompt, a.text, a.error, tm)
         p = answers.parse_spatial(a.text)

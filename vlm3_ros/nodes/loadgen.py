@@ -45,7 +45,10 @@ class LoadResult:
                 "frames_received_by_node": self.frames_received,
                 "frames_dropped": self.frames_published - self.frames_received,
                 "rss_start_mib": rss[0], "rss_max_mib": max(rss), "rss_end_mib": rss[-1],
-                "rss_growth_mib": rss[-1] - rss[0], "duration_s": self.duration_s, "errors": self.errors[:10]}
+                "rss_growth_mib": rss[-1] - rss[0],
+                # the trend: RSS at each quarter of the run (a plateau means bounded)
+                "rss_quarters_mib": [rss[min(len(rss) - 1, int(q * (len(rss) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)],
+                "duration_s": self.duration_s, "errors": self.errors[:10]}
 
 
 def _rss_mib(pid: int) -> float:

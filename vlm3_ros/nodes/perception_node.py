@@ -591,25 +591,36 @@ class PerceptionNode(LifecycleNode):
         px = px[(px[:, 0] <= frame.camera.width - 1) & (px[:, 1] <= frame.camera.height - 1)]
         dtype = cfg["sparse_depth.depth_type"]
         self._last_sparse_stamp = frame.stamp_ns
+
+        def publish(r: Any) -> None:
+            self.pub_cloud.publish(cv.pointcloud2(pack_points(r.points), frame.stamp_ns, frame.frame_id))
+            self.stats["sparse_published"] += 1
+
+        self._in_background("sparse_depth", lambda: pipeline.depth(frame, px, dtype),
+                            1.0 / cfg["sparse_depth.rate_hz"] + 1.0, self._sparse_busy, "sparse_skipped", publish)
+
+    def _in_background(self, label: str, fn: Callable[[], Any], timeout: float, busy: threading.Event,
+                       skipped: str, on_result: Callable[[Any], None]) -> None:
+        """Queue a timer's job without waiting; one at a time per timer (``busy``), a full queue or a
+        failure skips this tick (counted in ``stats[skipped]``) instead of piling up stale work."""
         try:
-            fut = worker.submit(lambda: pipeline.depth(frame, px, dtype), 1.0 / cfg["sparse_depth.rate_hz"] + 1.0,
-                                "sparse_depth")
+            fut = self.worker.submit(fn, timeout, label) if self.worker is not None else None
         except BackendBusy:
-            self.stats["sparse_skipped"] += 1
+            fut = None
+        if fut is None:
+            self.stats[skipped] += 1
             return
-        self._sparse_busy.set()
+        busy.set()
 
         def done(f: concurrent.futures.Future) -> None:
-            self._sparse_busy.clear()
+            busy.clear()
             try:
                 r = f.result()
             except Exception as e:
-                self.stats["sparse_skipped"] += 1
-                self.get_logger().warning(f"sparse depth skipped: {e}", throttle_duration_sec=5.0)
+                self.stats[skipped] += 1
+                self.get_logger().warning(f"{label} skipped: {e}", throttle_duration_sec=5.0)
                 return
-            layout = pack_points(r.points)
-            self.pub_cloud.publish(cv.pointcloud2(layout, frame.stamp_ns, frame.frame_id))
-            self.stats["sparse_published"] += 1
+            on_result(r)
 
         fut.add_done_callback(done)
 
@@ -633,21 +644,8 @@ class PerceptionNode(LifecycleNode):
         if worker is None or pipeline is None:
             return
         self._last_vo_stamp = frame.stamp_ns
-        try:
-            fut = worker.submit(lambda: pipeline.pose(key, frame, True), 2.0 / self.cfg["vo.rate_hz"] + 1.0, "vo")
-        except BackendBusy:
-            self.stats["vo_skipped"] += 1
-            return
-        self._vo_busy.set()
 
-        def done(f: concurrent.futures.Future) -> None:
-            self._vo_busy.clear()
-            try:
-                r = f.result()
-            except Exception as e:
-                self.stats["vo_failures"] += 1
-                self.get_logger().warning(f"visual odometry update failed: {e}", throttle_duration_sec=5.0)
-                return
+        def integrate(r: Any) -> None:
             odom = self.odom
             if odom is None:
                 return
@@ -664,7 +662,8 @@ class PerceptionNode(LifecycleNode):
                 self._keyframe = frame
             self._publish_odom(st.T_odom_base, frame.stamp_ns)
 
-        fut.add_done_callback(done)
+        self._in_background("vo", lambda: pipeline.pose(key, frame, True), 2.0 / self.cfg["vo.rate_hz"] + 1.0,
+                            self._vo_busy, "vo_skipped", integrate)
 
     def _publish_odom(self, T: np.ndarray, stamp: int) -> None:
         assert self.cfg is not None
