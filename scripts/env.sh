@@ -7,8 +7,9 @@ _vlm3_nounset="$(set +o | grep nounset)"
 set +u
 _vlm3_here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export VLM3_ROOT="${_vlm3_here}"
-export VLM3_VENV="${VLM3_VENV:-${VLM3_ROOT}/.venv}"
-export VLM3_CACHE="${VLM3_CACHE:-${VLM3_ROOT}/.cache/vlm3_ros}"
+# Always this checkout's: values inherited from another checkout's environment must not leak in.
+export VLM3_VENV="${VLM3_ROOT}/.venv"
+export VLM3_CACHE="${VLM3_ROOT}/.cache/vlm3_ros"
 
 if [ -f "${VLM3_VENV}/bin/activate" ]; then
   # shellcheck disable=SC1091

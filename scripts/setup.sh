@@ -38,6 +38,11 @@ if [ -n "${ROS_DISTRO:-}" ] && python3 -c 'import rclpy' >/dev/null 2>&1; then
   system_ros=1
   log "using the sourced ROS 2 ${ROS_DISTRO}"
 fi
+if [ "$system_ros" = 0 ]; then
+  # Wheel mode: nothing from another environment (an activated venv, another checkout's colcon
+  # install on PYTHONPATH) may leak into pip's view of what is installed or into the build.
+  unset PYTHONPATH VIRTUAL_ENV AMENT_PREFIX_PATH CMAKE_PREFIX_PATH COLCON_PREFIX_PATH VLM3_VENV VLM3_CACHE
+fi
 py=python3
 if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
   echo "setup.sh: Python >= 3.10 is needed, found $($py --version 2>&1)" >&2; exit 1
