@@ -254,6 +254,57 @@ def evaluate_sequence(seq: SequenceData, runner: Any, opts: EvalOptions, progres
     return res
 
 
+def evaluate_labels(items: list[Any], runner: Any, opts: EvalOptions, name: str) -> dict[str, Any]:
+    """Score label-file samples (vlm3_ros.labels) with the same metrics as bags."""
+    from vlm3_ros.labels import CorrLabels, DepthLabels, PoseLabel
+
+    res: dict[str, Any] = {"name": name, "frames": len(items), "notes": []}
+    lat: dict[str, list[float]] = {"depth": [], "pose": [], "corr": []}
+    preds: list[float | None] = []
+    gts: list[float] = []
+    rot, tr, dist_abs = [], [], []
+    cg, cp, cfail = [], [], 0
+    for it in items:
+        if isinstance(it, DepthLabels):
+            for start in range(0, len(it.pixels), 256):
+                px, gt = it.pixels[start:start + 256], it.depth[start:start + 256]
+                r, dt = runner.depth(it.frame, px, opts.depth_type)
+                lat["depth"].append(dt)
+                for c, v, g in zip(r.codes, r.depth, gt, strict=True):
+                    preds.append(float(v) if c == PointCode.OK else (0.0 if c == PointCode.INVALID_VALUE else None))
+                    gts.append(float(g))
+        elif isinstance(it, PoseLabel):
+            r, dt = runner.pose(it.frame_a, it.frame_b)
+            lat["pose"].append(dt)
+            if r.T_a_b is None:
+                rot.append(180.0)
+                tr.append(90.0)
+            else:
+                e = M.pose_pair_errors(it.T_a_b[:3, :3], it.T_a_b[:3, 3], r.T_a_b[:3, :3], r.T_a_b[:3, 3])
+                rot.append(e["rot_err_deg"])
+                tr.append(e["trans_err_deg"])
+                if it.metric and r.distance_m is not None:
+                    dist_abs.append(abs(r.distance_m - float(np.linalg.norm(it.T_a_b[:3, 3]))))
+        elif isinstance(it, CorrLabels):
+            r, dt = runner.corr(it.frame_a, it.frame_b, it.pixels_a)
+            lat["corr"].append(dt)
+            ok = r.codes == PointCode.OK
+            cfail += int((~ok).sum())
+            cg.append(it.pixels_b[ok])
+            cp.append(r.pixels_b[ok])
+    if gts:
+        res["depth"] = {**asdict(M.point_depth_scores(preds, gts)), "depth_type": opts.depth_type}
+    if rot:
+        res["pose"] = {"pairs": len(rot), "parse_failures": sum(r == 180.0 for r in rot),
+                       **M.pose_scores([max(a, b) for a, b in zip(rot, tr, strict=True)], rot, tr),
+                       "distance_abs_err_m_mean": float(np.mean(dist_abs)) if dist_abs else None}
+    if cg:
+        res["corr"] = {"original_px": M.epe_pck(np.concatenate(cg), np.concatenate(cp)), "parse_failures": cfail}
+    res["latency"] = {k: M.latency_percentiles(v) for k, v in lat.items() if v}
+    res["_raw"] = {"depth": {"pred": preds, "gt": gts}, "pose": {"rot": rot, "trans": tr}} if gts or rot else {}
+    return res
+
+
 def run_vo(seq: SequenceData, runner: Any) -> dict[str, Any]:
     """Keyframe VO over consecutive frames (each frame a keyframe), as the node integrates it."""
     assert seq.trajectory is not None
@@ -387,7 +438,9 @@ def plots(report: dict[str, Any], out: Path) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlm3-ros eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bags", nargs="+", type=Path, help="bag folders (MCAP/sqlite3) or ROS 1 .bag files")
+    p.add_argument("bags", nargs="*", type=Path, help="bag folders (MCAP/sqlite3) or ROS 1 .bag files")
+    p.add_argument("--labels", nargs="+", type=Path, default=[],
+                   help="published label files instead of bags: DepthLM *.jsonl, VLM3 *_labels.json")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output directory (default eval_out)")
     p.add_argument("--backend", choices=("transformers", "remote", "ground_truth"), default="transformers")
     p.add_argument("--model", action="append", default=[], metavar="TASK=PATH",
@@ -457,6 +510,12 @@ def run(a: argparse.Namespace, make_runner: Any = None) -> int:
         values["ground_truth.bag"] = str(a.bags[0])
         values["ground_truth.depth_topic"] = a.depth_topic
         values["ground_truth.world_frame"] = a.world_frame
+    if not a.bags and not a.labels:
+        print("vlm3-ros eval: give bags or --labels files", file=sys.stderr)
+        return 2
+    if a.labels and a.backend == "ground_truth":
+        print("vlm3-ros eval: the ground-truth backend needs a bag; label files need a model backend", file=sys.stderr)
+        return 2
     cfg = build_config(values) if not a.through_ros else None
     seqs = []
     for bag in a.bags:
@@ -490,6 +549,18 @@ def run(a: argparse.Namespace, make_runner: Any = None) -> int:
                 close_backends(backends)
     if a.through_ros:
         a.backend = f"through-ros:{a.node}"
+    if a.labels:
+        from vlm3_ros.labels import read_depthlm_jsonl, read_vlm3_labels
+
+        backends = build_backends(cfg)
+        try:
+            runner = InProcessRunner(Pipeline(backends, PipelineSettings(model_depth_type=a.model_depth_type,
+                                                                         max_points=256)))
+            for lf in a.labels:
+                items = read_depthlm_jsonl(lf, a.max_frames) if lf.suffix == ".jsonl" else [read_vlm3_labels(lf)]
+                results.append(evaluate_labels(items, runner, opts, lf.name))
+        finally:
+            close_backends(backends)
     report = {"config": {**vars(a), "bags": [str(b) for b in a.bags], "out": str(a.out), **asdict(opts)},
               "versions": versions(), "sequences": results, "pooled": pooled(results)}
     report["config"] = json.loads(json.dumps(report["config"], default=str))
