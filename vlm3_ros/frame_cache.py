@@ -49,10 +49,26 @@ class CameraSync:
         self._models: dict[CameraInfoData, CameraModel] = {}
         self._frames: deque[Frame] = deque(maxlen=self.capacity)
         self._last_size: tuple[int, int] | None = None
+        # Images that arrived before any CameraInfo: the executor may run the image callback
+        # before the info callback of the same instant. Paired when their CameraInfo comes.
+        self._pending: deque[tuple[int, str, np.ndarray]] = deque(maxlen=4)
 
-    def add_camera_info(self, stamp_ns: int, info: CameraInfoData) -> None:
+    def add_camera_info(self, stamp_ns: int, info: CameraInfoData) -> list[Frame]:
+        """Store; returns the waiting images this CameraInfo paired (usually none)."""
+        tol = int(self.tolerance_s * 1e9)
         with self._lock:
             self._infos.append((stamp_ns, info))
+            ready = [p for p in self._pending if abs(p[0] - stamp_ns) <= tol]
+            for p in ready:
+                self._pending.remove(p)
+        out = []
+        for stamp, frame_id, rgb in sorted(ready, key=lambda p: p[0]):
+            self.stats.no_camera_info -= 1  # counted when it arrived; it is paired now
+            self.stats.images -= 1
+            f = self.add_image(stamp, frame_id, rgb)
+            if f is not None:
+                out.append(f)
+        return out
 
     def _model(self, info: CameraInfoData) -> CameraModel:
         m = self._models.get(info)
@@ -86,6 +102,8 @@ class CameraSync:
         if info is None:
             self.stats.no_camera_info += 1
             self.stats.last_error = "no CameraInfo received for this camera yet"
+            with self._lock:
+                self._pending.append((stamp_ns, frame_id, rgb))
             return None
         try:
             model = self._model(info)

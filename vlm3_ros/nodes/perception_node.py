@@ -65,6 +65,23 @@ class NotReady(RuntimeError):
     pass
 
 
+class TaskDisabled(RuntimeError):
+    pass
+
+
+# Exception -> Status code of a service response; the first match wins (subclasses before bases).
+ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (NotReady, Status.MODEL_NOT_READY),
+    (TaskDisabled, Status.TASK_DISABLED),
+    (FrameNotFound, Status.FRAME_NOT_FOUND),
+    (RequestError, Status.INVALID_REQUEST),
+    (PromptError, Status.INVALID_REQUEST),
+    (BackendBusy, Status.BUSY),
+    (DeadlineExceeded, Status.TIMEOUT),
+    (BackendError, Status.BACKEND_ERROR),
+)
+
+
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     d = ParameterDescriptor(description=spec.description + (f" (one of {', '.join(spec.choices)})"
                                                             if spec.choices else ""), read_only=spec.read_only)
@@ -241,25 +258,25 @@ class PerceptionNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        self._teardown_io()
-        self._release_models()
+        self._stop()
         self.get_logger().info("inactive: subscriptions stopped, models released")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        self._teardown_io()
-        self._release_models()
+        self._stop()
         self.sync.clear()
         self.cfg = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop(self) -> None:
+        """Stop serving: no new work, no camera input or timers, models freed (GPU memory)."""
         self._active = False
         self._teardown_io()
         self._release_models()
-        return TransitionCallbackReturn.SUCCESS
 
     def _teardown_io(self) -> None:
         for s in self._subs:
@@ -401,23 +418,13 @@ class PerceptionNode(LifecycleNode):
             self._check_task(task)
             body()
             code, msg = resp.status.code, resp.message or "ok"
-        except NotReady as e:
-            code, msg = Status.MODEL_NOT_READY, str(e)
-        except TaskDisabled as e:
-            code, msg = Status.TASK_DISABLED, str(e)
-        except FrameNotFound as e:
-            code, msg = Status.FRAME_NOT_FOUND, str(e)
-        except (RequestError, PromptError) as e:
-            code, msg = Status.INVALID_REQUEST, str(e)
-        except BackendBusy as e:
-            code, msg = Status.BUSY, str(e)
-        except DeadlineExceeded as e:
-            code, msg = Status.TIMEOUT, str(e)
-        except BackendError as e:
-            code, msg = Status.BACKEND_ERROR, str(e)
-        except Exception as e:  # never let a request crash the node
-            code, msg = Status.BACKEND_ERROR, f"internal error {type(e).__name__}: {e}"
-            self.get_logger().error(f"{name}: {msg}\n{traceback.format_exc()}")
+        except Exception as e:  # every error becomes a status; none may crash the node
+            known = next((c for t, c in ERROR_STATUS if isinstance(e, t)), None)
+            if known is not None:
+                code, msg = known, str(e)
+            else:
+                code, msg = Status.BACKEND_ERROR, f"internal error {type(e).__name__}: {e}"
+                self.get_logger().error(f"{name}: {msg}\n{traceback.format_exc()}")
         resp.status.code = code
         resp.success = code == Status.OK
         resp.message = msg
@@ -711,10 +718,6 @@ class PerceptionNode(LifecycleNode):
         arr = DiagnosticArray(status=[st])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(arr)
-
-
-class TaskDisabled(RuntimeError):
-    pass
 
 
 def main(args: list[str] | None = None) -> int:
