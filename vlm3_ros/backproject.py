@@ -8,7 +8,6 @@ pinhole ``K`` (undistort raw pixels first with CameraModel.undistort_pixels).
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Literal
 
@@ -131,8 +130,6 @@ def pack_points(
 
 def unpack_xyz(data: bytes, point_step: int, count: int, offsets: tuple[int, int, int] = (0, 4, 8)) -> np.ndarray:
     """Read xyz float32 (little endian) back from PointCloud2 data."""
-    out = np.empty((count, 3), dtype=np.float64)
-    for i in range(count):
-        base = i * point_step
-        out[i] = [struct.unpack_from("<f", data, base + o)[0] for o in offsets]
-    return out
+    rows = np.frombuffer(data, dtype=np.uint8, count=count * point_step).reshape(count, point_step)
+    cols = [rows[:, o:o + 4].copy().view("<f4")[:, 0] for o in offsets]
+    return np.column_stack(cols).astype(np.float64)
