@@ -25,13 +25,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def node_config(a: argparse.Namespace, mode: str):
+    """The node's configuration for this run (the same parameters a robot sets)."""
+    from vlm3_ros.params.config import build_config
+
+    return build_config({"backend": "transformers", "enabled_tasks": ["depth"], "vo.enabled": False,
+                         "sparse_depth.rate_hz": 0.0, "model.depth_path": str(a.checkpoint), "model.device": a.device,
+                         "model.dtype": a.dtype, "model.engine_mode": mode, "model.batch_size": a.batch_size,
+                         "max_points_per_request": 4096, "max_new_tokens.depth": a.answer_tokens})
+
+
 def build_backend(a: argparse.Namespace, mode: str):
+    import dataclasses
+
     import torch
 
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend, load_processor
+    from vlm3_ros.inference.local import TransformersBackend, load_processor
+    from vlm3_ros.params.mapping import backend_config
 
-    cfg = LocalModelConfig(path=str(a.checkpoint), device=a.device, dtype=a.dtype, mode=mode,
-                           batch_size=a.batch_size, min_new_tokens=a.answer_tokens)
+    # min_new_tokens: random weights would stop at arbitrary lengths; force the answer length.
+    cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens)
     if a.arch == "tiny":
         return TransformersBackend(cfg)
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
@@ -50,15 +63,16 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
     import numpy as np
     import torch
 
-    from vlm3_ros.camera import CameraModel
-    from vlm3_ros.pipeline import Frame, Pipeline, PipelineSettings
-    from vlm3_ros.tum import TumSequence
+    from vlm3_ros.geometry.camera import CameraModel
+    from vlm3_ros.geometry.frame import Frame
+    from vlm3_ros.params.mapping import pipeline_settings
+    from vlm3_ros.readers.tum import TumSequence
+    from vlm3_ros.tasks.pipeline import Pipeline
 
     seq = TumSequence()
     cam = CameraModel.from_camera_info(seq.camera_info)
     backend = build_backend(a, mode)
-    pipe = Pipeline({"depth": backend}, PipelineSettings(max_points=4096,
-                    max_new_tokens={"depth": a.answer_tokens, "object": 8, "corr": 8, "pose": 8}))
+    pipe = Pipeline({"depth": backend}, pipeline_settings(node_config(a, mode)))
     rng = np.random.default_rng(0)
     times, gen = [], 0
     for k in range(a.frames + 1):  # frame 0 warms up
@@ -99,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if a._worker:
         print("RESULT " + json.dumps(worker(a, a._worker[0], int(a._worker[1]))))
         return 0
-    from vlm3_ros.assets import make_test_checkpoint
+    from vlm3_ros.inference.assets import make_test_checkpoint
 
     make_test_checkpoint(a.checkpoint)
     rows = []

@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-duration", type=float, default=900.0)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
-    from vlm3_ros.testing import ros_env
+    from vlm3_ros.tools import ros_env
 
     ros_env.apply()
     import rclpy
 
-    from vlm3_ros.assets import make_test_checkpoint
-    from vlm3_ros.nodes.loadgen import run_load
-    from vlm3_ros.tum import BAG_PATHS
+    from vlm3_ros.inference.assets import make_test_checkpoint
+    from vlm3_ros.readers.tum import BAG_PATHS
+    from vlm3_ros.tools.loadgen import run_load
 
     args = ["--ros-args", "-p", "image_topic:=/camera/rgb/image_color", "-p",
             "camera_info_topic:=/camera/rgb/camera_info", "-p", "vo.enabled:=false", "-p", "sparse_depth.rate_hz:=0.0",

@@ -115,7 +115,7 @@ ln -sfn ../.. "$root/.ws/src/vlm3_ros"
   || { cat "$root/.ws/colcon_build.out" >&2; echo "setup.sh: colcon build failed (output above)" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$root/scripts/env.sh"
-python -c 'from vlm3_ros.srv import GetDepth, EstimatePose, FindCorrespondence, SpatialQuery' \
+python -c 'from vlm3_ros.srv import GetDepth, EstimatePose, FindCorrespondence, ObjectQuery' \
   || { echo "setup.sh: vlm3_ros interfaces do not import after the build" >&2; exit 1; }
 log "vlm3_ros built (install/)"
 [ "$build_only" = 1 ] && exit 0

@@ -1,4 +1,6 @@
-"""Test-run setup: loopback DDS and a private ROS_DOMAIN_ID, before anything imports rclpy."""
+"""Test-run setup: loopback DDS and a private ROS_DOMAIN_ID, before anything imports rclpy; the
+fixtures every layer's tests share (the bundled bag's truth, a serving core on it, the tiny
+checkpoint). DDS fixtures live in test/ros/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vlm3_ros.bag import BagReader
-from vlm3_ros.testing import ros_env
-from vlm3_ros.testing.processes import NodeProcess
-from vlm3_ros.tum import BAG_PATHS
+from vlm3_ros.readers.bag import BagReader
+from vlm3_ros.readers.tum import BAG_PATHS
+from vlm3_ros.tools import ros_env
 
 ros_env.apply()
 
@@ -32,67 +33,9 @@ def rclpy_context() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint() -> Path:
     """The tiny UNTRAINED real-architecture checkpoint (built by setup; rebuilt here if missing)."""
-    from vlm3_ros.assets import make_test_checkpoint
-    from vlm3_ros.testing.ros_env import REPO_ROOT
+    from vlm3_ros.inference.assets import make_test_checkpoint
 
-    return make_test_checkpoint(REPO_ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
-
-
-# ---------------------------------------------------------------- shared ROS world (ground truth)
-NODE = "/vlm3_perception"
-
-
-@pytest.fixture(scope="session")
-def gt_world(rclpy_context, tmp_path_factory):
-    """Node (GT backend) + recorder + one slow playback of the bag; yields what was recorded."""
-    from nav_msgs.msg import Odometry
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from tf2_msgs.msg import TFMessage
-
-    from vlm3_ros.nodes.recorder import TopicRecorder
-
-    logs = tmp_path_factory.mktemp("gt_world")
-    node = NodeProcess("vlm3_ros.nodes.perception_node", [
-        "--ros-args", "-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
-        "-p", "image_topic:=/camera/rgb/image_color", "-p", "camera_info_topic:=/camera/rgb/camera_info",
-        "-p", "vo.rate_hz:=20.0", "-p", "vo.keyframe_max_frames:=1", "-p", "sparse_depth.rate_hz:=20.0",
-        "-p", "sparse_depth.grid_cols:=4", "-p", "sparse_depth.grid_rows:=3", "-p", "camera_timeout_s:=60.0",
-        "-p", "vo.use_tf_static:=false",
-        # reliable: a frame published right after discovery must not be lost (tests query every frame)
-        "-p", "qos_reliability:=reliable"], log_dir=logs).start()
-    rec = TopicRecorder("vlm3_test_recorder")
-    rec.subscribe(Image, "/camera/rgb/image_color")
-    rec.subscribe(CameraInfo, "/camera/rgb/camera_info")
-    rec.subscribe(PointCloud2, f"{NODE}/sparse_depth")
-    rec.subscribe(Odometry, f"{NODE}/odom")
-    rec.subscribe(TFMessage, "/tf")
-    rec.start()
-    try:
-        node.wait_for_log("]: active", timeout=60)
-        # 0.8 s of bag played over 8 s: every frame gets a VO and a sparse-depth update.
-        player = NodeProcess("vlm3_ros.nodes.bag_player", [str(BAG_PATHS["mcap"]), "--rate", "0.1",
-                                                            "--start-delay", "15.0", "--min-subscribers", "2"],
-                             log_dir=logs).start()
-        player.wait_for_log("loop 1/1 done", timeout=60)
-        player.stop()
-        rec.wait_for(f"{NODE}/odom", 5, timeout=10)
-        yield node, rec
-    finally:
-        rec.stop()
-        node.stop()
-
-
-@pytest.fixture(scope="session")
-def client(rclpy_context, gt_world):
-    import rclpy
-
-    from vlm3_ros.nodes.client import PerceptionClient
-
-    n = rclpy.create_node("vlm3_test_client")
-    c = PerceptionClient(n, NODE)
-    assert c.wait(30), "services did not come up"
-    yield c
-    n.destroy_node()
+    return make_test_checkpoint(ros_env.REPO_ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +46,24 @@ def bag_truth():
     return images, depth, r.trajectory()
 
 
+@pytest.fixture(scope="session")
+def bag_camera():
+    """The bundled bag's camera stream: (stamp_ns, frame_id, rgb, CameraInfoData) per image."""
+    r = BagReader(BAG_PATHS["mcap"])
+    infos = {rec.value.stamp_ns: rec.value.info for rec in r.records(("camera_info",))}
+    out = []
+    for rec in r.records(("image",)):
+        im = rec.value
+        out.append((im.stamp_ns, im.frame_id, im.rgb(), infos[im.stamp_ns]))
+    return out
+
+
+@pytest.fixture
+def gt_core(bag_camera):
+    """A serving core (no ROS) answering with the ground-truth TEST DOUBLE from the bundled bag,
+    fed the bag's camera stream; vo and sparse depth off unless a test turns them on."""
+    from vlm3_ros.testing.cores import ground_truth_core
+
+    core = ground_truth_core(bag_camera)
+    yield core
+    core.cleanup()

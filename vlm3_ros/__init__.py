@@ -2,7 +2,7 @@
 
 The pure core (geometry, prompts and parsing, inference engine, visual-odometry integration,
 metrics, bag reading) lives in plain modules that never import rclpy; the ROS shell lives in
-``vlm3_ros.nodes``. Generated interfaces are ``vlm3_ros.msg`` and ``vlm3_ros.srv``.
+``vlm3_ros.ros``. Generated interfaces are ``vlm3_ros.msg`` and ``vlm3_ros.srv``.
 """
 
 from pkgutil import extend_path

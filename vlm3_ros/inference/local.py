@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vlm3_ros.inference.types import Answer, BackendError, Question
+from vlm3_ros.contract.question import Answer, BackendError, Question
 
 LOG = logging.getLogger(__name__)
 

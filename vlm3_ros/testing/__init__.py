@@ -1,1 +1,3 @@
-"""Helpers shared by the test suite, the benchmarks and the demo (no pytest import here)."""
+"""Helpers for the test suite only (nothing shipped imports this package): the geometry chains on
+the bundled frames, a scripted backend for fault injection, `transformers serve` offline, and the
+import-layer checker."""

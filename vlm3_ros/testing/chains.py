@@ -13,13 +13,15 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from vlm3_ros import answers, coords, pose
-from vlm3_ros.backproject import backproject
-from vlm3_ros.camera import CameraModel
-from vlm3_ros.prompts import PromptSet
-from vlm3_ros.testing import gt_answerer
-from vlm3_ros.tum import TumSequence
-from vlm3_ros.unify import TASK_UNIFY, UnifyConfig, plan
+from vlm3_ros.contract import answers
+from vlm3_ros.contract.prompts import PromptSet
+from vlm3_ros.geometry import coords, pose
+from vlm3_ros.geometry.backproject import backproject
+from vlm3_ros.geometry.camera import CameraModel
+from vlm3_ros.geometry.unify import UnifyConfig, plan
+from vlm3_ros.inference.ground_truth import answerer as gt_answerer
+from vlm3_ros.readers.tum import TumSequence
+from vlm3_ros.tasks.registry import TASKS
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def depth_chain(rectify: bool = True, n_points: int = 400, seed: int = 0, frames
     computed directly from the depth image at the original pixels."""
     seq = TumSequence()
     cam = CameraModel.from_camera_info(seq.camera_info)
-    cfg = UnifyConfig(target_focal=TASK_UNIFY["depth"].target_focal, rectify=rectify)
+    cfg = UnifyConfig(target_focal=TASKS["depth"].unify.target_focal, rectify=rectify)
     view = plan(cam, cfg)
     prompts = PromptSet()
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from vlm3_ros.inference.types import Answer, Question
+from vlm3_ros.contract.question import Answer, Question
 
 
 class ScriptedBackend:

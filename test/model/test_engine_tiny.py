@@ -1,0 +1,129 @@
+"""The shared-prefix engine against naive per-question generate, on the real Qwen3-VL classes with
+the tiny untrained checkpoint (offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vlm3_ros.contract.prompts import PromptSet
+from vlm3_ros.contract.question import BackendError, Question
+from vlm3_ros.inference.local import REGISTRY, LocalModelConfig, TransformersBackend
+from vlm3_ros.readers.tum import TumSequence
+
+pytestmark = pytest.mark.model
+P = PromptSet()
+
+
+@pytest.fixture(scope="module")
+def backends(tiny_checkpoint: Path):
+    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16))
+    nai = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="naive"))
+    yield eng, nai
+    eng.close()
+    nai.close()
+
+
+def frames() -> list[np.ndarray]:
+    seq = TumSequence()
+    imgs = [f.rgb() for f in seq.frames[:3]]
+    return [imgs[0][::2, ::2].copy(), imgs[1][::2, ::2].copy(), imgs[2][:200, :300].copy()]
+
+
+def depth_questions(key: object, img: np.ndarray, n: int, seed: int) -> list[Question]:
+    rng = np.random.default_rng(seed)
+    return [Question(key, (img,), P.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=6) for _ in range(n)]
+
+
+def test_engine_equals_naive_on_32_questions_of_one_frame(backends) -> None:
+    eng, nai = backends
+    img = frames()[0]
+    qs = depth_questions("f0", img, 32, 0)
+    a = eng.answer(qs)
+    b = nai.answer(qs)
+    assert [x.text for x in a] == [y.text for y in b]
+    assert [x.prompt_tokens for x in a] == [y.prompt_tokens for y in b]
+    assert len({x.text for x in a}) > 1, "outputs do not vary: the test would not see a wrong prefix"
+
+
+def test_engine_equals_naive_across_frames_of_different_sizes(backends) -> None:
+    """Interleaved frames with different image-token counts: the mRoPE offset must follow the prefix."""
+    eng, nai = backends
+    f = frames()
+    qs = []
+    for rnd in range(2):
+        for k, img in enumerate(f):
+            qs += depth_questions(f"f{k}", img, 3, 10 * rnd + k)
+    prefills_before = eng.stats["prefills"]
+    a = eng.answer(qs)
+    b = nai.answer(qs)
+    assert [x.text for x in a] == [y.text for y in b]
+    assert eng.stats["prefills"] - prefills_before == 3  # one vision encode + prefill per frame
+
+
+def test_two_image_pose_questions_share_the_pair_prefix(backends) -> None:
+    eng, nai = backends
+    f = frames()
+    qs = [Question(("pose", 0, 1), (f[0], f[1]), text, max_new_tokens=6) for _, text in P.pose_questions()]
+    assert [x.text for x in eng.answer(qs)] == [y.text for y in nai.answer(qs)]
+
+
+def test_the_mrope_trap_is_real(backends) -> None:
+    """Generating on frame A's prefix with frame C's cached rotary offset (what happens when the
+    offset is not restored) changes the logits: the engine must restore it per prefix."""
+    import copy
+
+    import torch
+
+    eng, _ = backends
+    f = frames()
+    q = depth_questions("a", f[0], 1, 5)[0]
+    pa, text_a = eng._prefill(q)
+    pc, _ = eng._prefill(Question("c", (f[2],), "x"))
+    assert not torch.equal(pa.rope_deltas, pc.rope_deltas)
+    suffix = torch.tensor([eng._suffix_ids(q, text_a)])
+    ids = torch.cat([pa.ids, suffix], dim=1)
+
+    def scores(deltas: torch.Tensor) -> torch.Tensor:
+        eng.model.model.rope_deltas = deltas
+        with torch.inference_mode():
+            out = eng.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                     mm_token_type_ids=(ids == eng.image_token_id).int(), image_grid_thw=pa.grid_thw,
+                                     past_key_values=copy.deepcopy(pa.cache), output_scores=True,
+                                     return_dict_in_generate=True, **eng._gen_kwargs(1))
+        return out.scores[0][0]
+
+    right, wrong = scores(pa.rope_deltas), scores(pc.rope_deltas)
+    assert float((right - wrong).abs().max()) > 1e-3
+
+
+def test_model_shared_between_backends_with_the_same_path(tiny_checkpoint: Path) -> None:
+    before = REGISTRY.loaded()
+    a = TransformersBackend(LocalModelConfig(str(tiny_checkpoint)))
+    b = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="naive"))
+    assert a.model is b.model
+    assert REGISTRY.loaded() <= before + 1
+    a.close()
+    b.close()
+    assert REGISTRY.loaded() == before
+
+
+@pytest.mark.parametrize("cfg, needle", [
+    (dict(path="/nonexistent/vlm3-depth"), "not a directory"),
+    (dict(path="."), "no config.json"),
+    (dict(mode="fast"), "mode must be"),
+    (dict(dtype="float8"), "dtype must be"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_config_errors_are_explicit(tiny_checkpoint: Path, cfg: dict, needle: str) -> None:
+    kwargs = {"path": str(tiny_checkpoint), **cfg}
+    with pytest.raises(BackendError, match=needle):
+        TransformersBackend(LocalModelConfig(**kwargs))
+
+
+def test_broken_checkpoint_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{ not json")
+    with pytest.raises(BackendError, match="cannot load checkpoint"):
+        TransformersBackend(LocalModelConfig(str(tmp_path)))

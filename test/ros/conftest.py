@@ -1,0 +1,64 @@
+"""The shared ROS world of the DDS tests: one perception node process (ground-truth TEST DOUBLE
+backend) fed one slow playback of the bundled bag, a recorder of its outputs, and a client."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlm3_ros.readers.tum import BAG_PATHS
+from vlm3_ros.tools.processes import NodeProcess
+
+NODE = "/vlm3_perception"
+
+
+@pytest.fixture(scope="session")
+def gt_world(rclpy_context, tmp_path_factory):
+    """Node (GT backend) + recorder + one slow playback of the bag; yields what was recorded."""
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from tf2_msgs.msg import TFMessage
+
+    from vlm3_ros.ros.recorder import TopicRecorder
+
+    logs = tmp_path_factory.mktemp("gt_world")
+    node = NodeProcess("vlm3_ros.ros.perception_node", [
+        "--ros-args", "-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
+        "-p", "image_topic:=/camera/rgb/image_color", "-p", "camera_info_topic:=/camera/rgb/camera_info",
+        "-p", "vo.rate_hz:=20.0", "-p", "vo.keyframe_max_frames:=1", "-p", "sparse_depth.rate_hz:=20.0",
+        "-p", "sparse_depth.grid_cols:=4", "-p", "sparse_depth.grid_rows:=3", "-p", "camera_timeout_s:=60.0",
+        "-p", "vo.use_tf_static:=false",
+        # reliable: a frame published right after discovery must not be lost (tests query every frame)
+        "-p", "qos_reliability:=reliable"], log_dir=logs).start()
+    rec = TopicRecorder("vlm3_test_recorder")
+    rec.subscribe(Image, "/camera/rgb/image_color")
+    rec.subscribe(CameraInfo, "/camera/rgb/camera_info")
+    rec.subscribe(PointCloud2, f"{NODE}/sparse_depth")
+    rec.subscribe(Odometry, f"{NODE}/odom")
+    rec.subscribe(TFMessage, "/tf")
+    rec.start()
+    try:
+        node.wait_for_log("]: active", timeout=60)
+        # 0.8 s of bag played over 8 s: every frame gets a VO and a sparse-depth update.
+        player = NodeProcess("vlm3_ros.ros.bag_player", [str(BAG_PATHS["mcap"]), "--rate", "0.1",
+                                                            "--start-delay", "15.0", "--min-subscribers", "2"],
+                             log_dir=logs).start()
+        player.wait_for_log("loop 1/1 done", timeout=60)
+        player.stop()
+        rec.wait_for(f"{NODE}/odom", 5, timeout=10)
+        yield node, rec
+    finally:
+        rec.stop()
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def client(rclpy_context, gt_world):
+    import rclpy
+
+    from vlm3_ros.ros.client import PerceptionClient
+
+    n = rclpy.create_node("vlm3_test_client")
+    c = PerceptionClient(n, NODE)
+    assert c.wait(30), "services did not come up"
+    yield c
+    n.destroy_node()

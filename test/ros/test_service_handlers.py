@@ -1,0 +1,125 @@
+"""The services' bad-input matrix, through the node's real request handlers and message types,
+in-process against a serving core (no DDS: milliseconds per case). Every request gets one reply
+with the right status and a message that says what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlm3_ros.ros import services
+
+
+def _frame_sel(kind: str, bag_truth):
+    from vlm3_ros.msg import FrameSelector
+    from vlm3_ros.ros import conversions as cv
+
+    images, _, _ = bag_truth
+    if kind == "latest":
+        return FrameSelector(mode=FrameSelector.LATEST)
+    if kind == "unknown":
+        return FrameSelector(mode=FrameSelector.BY_STAMP, stamp=cv.to_time(42))
+    return FrameSelector(mode=FrameSelector.BY_STAMP, stamp=cv.to_time(images[2].stamp_ns))
+
+
+def _explicit(width=64, height=48, encoding="rgb8", data_len=None, info_w=None, fx=50.0, step=None):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from vlm3_ros.msg import FrameSelector
+
+    ch = {"rgb8": 3, "mono8": 1, "yuv422": 2, "bgra8": 4}.get(encoding, 3)
+    img = Image(width=width, height=height, encoding=encoding, step=step if step is not None else width * ch)
+    img.data = bytes(data_len if data_len is not None else width * height * ch)
+    img.header.frame_id = "explicit_cam"
+    info = CameraInfo(width=info_w or width, height=height, k=[fx, 0.0, width / 2, 0.0, fx, height / 2, 0.0, 0.0, 1.0],
+                      distortion_model="plumb_bob", d=[0.0] * 5)
+    return FrameSelector(mode=FrameSelector.EXPLICIT, image=img, camera_info=info)
+
+
+DEPTH_CASES = [
+    # (name, selector spec, pixels, depth_type, expected status name, message needle)
+    ("no pixels", "stamp", [], 0, "INVALID_REQUEST", "no pixels"),
+    ("too many pixels", "stamp", [(1.0, 1.0)] * 257, 0, "INVALID_REQUEST", "maximum is 256"),
+    ("all outside", "stamp", [(-1.0, 5.0), (5.0, 1e6)], 0, "INVALID_REQUEST", "outside"),
+    ("nan pixel", "stamp", [(float("nan"), 5.0)], 0, "INVALID_REQUEST", "outside"),
+    ("inf pixel", "stamp", [(float("inf"), 5.0)], 0, "INVALID_REQUEST", "outside"),
+    ("bad depth type", "stamp", [(5.0, 5.0)], 7, "INVALID_REQUEST", "depth_type"),
+    ("unknown stamp", "unknown", [(5.0, 5.0)], 0, "FRAME_NOT_FOUND", "no frame with stamp"),
+    ("explicit info size differs", ("explicit", {"info_w": 80}), [(5.0, 5.0)], 0, "INVALID_REQUEST",
+     "does not belong"),
+    ("explicit zero focal", ("explicit", {"fx": 0.0}), [(5.0, 5.0)], 0, "INVALID_REQUEST", "focal"),
+    ("explicit negative focal", ("explicit", {"fx": -3.0}), [(5.0, 5.0)], 0, "INVALID_REQUEST", "focal"),
+    ("explicit unsupported encoding", ("explicit", {"encoding": "yuv422"}), [(5.0, 5.0)], 0, "INVALID_REQUEST",
+     "encoding"),
+    ("explicit truncated data", ("explicit", {"data_len": 100}), [(5.0, 5.0)], 0, "INVALID_REQUEST", "truncated"),
+    ("explicit size != data", ("explicit", {"data_len": 64 * 48 * 3 + 999}), [(5.0, 5.0)], 0, "INVALID_REQUEST",
+     "do not match"),
+    ("explicit step too small", ("explicit", {"step": 10}), [(5.0, 5.0)], 0, "INVALID_REQUEST", "step"),
+    ("explicit huge image", ("explicit", {"width": 70000, "height": 70000, "data_len": 10}), [(5.0, 5.0)], 0,
+     "INVALID_REQUEST", "maximum"),
+]
+
+
+@pytest.mark.parametrize("case", DEPTH_CASES, ids=[c[0] for c in DEPTH_CASES])
+def test_get_depth_bad_input_matrix(gt_core, bag_truth, case) -> None:
+    from vlm3_ros.msg import Pixel, Status
+    from vlm3_ros.srv import GetDepth
+
+    _, sel, pixels, dtype, status, needle = case
+    frame = _explicit(**sel[1]) if isinstance(sel, tuple) else _frame_sel(sel, bag_truth)
+    req = GetDepth.Request(frame=frame, pixels=[Pixel(x=x, y=y) for x, y in pixels], depth_type=dtype)
+    r = services.get_depth(gt_core, req, GetDepth.Response())
+    assert not r.success
+    assert r.status.code == getattr(Status, status), (r.status.code, r.message)
+    assert needle in r.message
+
+
+OBJECT_CASES = [
+    ("too many regions", 17, "Region [0]?", "regions; the maximum"),
+    ("question too long", 1, "Region [0] " + "x" * 2100, "characters"),
+    ("region out of range", 1, "Region [3]?", "region 3"),
+    ("empty question", 1, "   ", "empty"),
+    ("no region named", 1, "How big?", "names no region"),
+]
+
+
+@pytest.mark.parametrize("case", OBJECT_CASES, ids=[c[0] for c in OBJECT_CASES])
+def test_object_bad_input_matrix(gt_core, bag_truth, case) -> None:
+    from vlm3_ros.msg import Region, Status
+    from vlm3_ros.srv import ObjectQuery
+
+    _, n, question, needle = case
+    regions = [Region(x_min=1.0, y_min=1.0, x_max=20.0, y_max=20.0) for _ in range(n)]
+    r = services.object_query(gt_core, ObjectQuery.Request(frame=_frame_sel("stamp", bag_truth), regions=regions,
+                                                           question=question), ObjectQuery.Response())
+    assert r.status.code == Status.INVALID_REQUEST and needle in r.message, r.message
+
+
+@pytest.mark.parametrize("box, needle", [((10.0, 10.0, 5.0, 20.0), "x_min < x_max"),
+                                         ((float("nan"), 1.0, 5.0, 5.0), "NaN"),
+                                         ((0.0, 0.0, 9999.0, 10.0), "x_max <= 640")])
+def test_object_bad_regions(gt_core, bag_truth, box, needle) -> None:
+    from vlm3_ros.msg import Region, Status
+    from vlm3_ros.srv import ObjectQuery
+
+    x1, y1, x2, y2 = box
+    r = services.object_query(gt_core, ObjectQuery.Request(
+        frame=_frame_sel("stamp", bag_truth), question="Region [0]?",
+        regions=[Region(x_min=x1, y_min=y1, x_max=x2, y_max=y2)]), ObjectQuery.Response())
+    assert r.status.code == Status.INVALID_REQUEST and needle in r.message, r.message
+
+
+def test_pose_and_corr_bad_frames(gt_core, bag_truth) -> None:
+    from vlm3_ros.msg import FrameSelector, Status
+    from vlm3_ros.srv import EstimatePose, FindCorrespondence
+
+    r = services.estimate_pose(gt_core, EstimatePose.Request(frame_a=_frame_sel("stamp", bag_truth),
+                                                             frame_b=_frame_sel("unknown", bag_truth)),
+                               EstimatePose.Response())
+    assert r.status.code == Status.FRAME_NOT_FOUND
+    r = services.estimate_pose(gt_core, EstimatePose.Request(frame_a=FrameSelector(mode=200),
+                                                             frame_b=FrameSelector()), EstimatePose.Response())
+    assert r.status.code == Status.INVALID_REQUEST
+    r = services.find_correspondence(gt_core, FindCorrespondence.Request(
+        frame_a=_frame_sel("stamp", bag_truth), frame_b=_frame_sel("stamp", bag_truth), pixels_a=[]),
+        FindCorrespondence.Response())
+    assert r.status.code == Status.INVALID_REQUEST and "no pixels" in r.message

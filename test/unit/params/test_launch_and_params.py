@@ -1,0 +1,89 @@
+"""Static checks of the launch file (launch/launch_ros are not installable here), the parameter
+file, the bring-up translation and parameter validation."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vlm3_ros.params.config import ConfigError, build_config, validate_value
+from vlm3_ros.params.launch import EXECUTABLE, LAUNCH_ARGS, NODE_NAME, parameter_overrides
+from vlm3_ros.params.table import SPECS
+from vlm3_ros.tools.bringup import ros_args
+
+ROOT = Path(__file__).resolve().parents[3]
+LAUNCH = ROOT / "launch" / "perception.launch.py"
+
+
+def executables() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "resource" / "executables.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, target = line.split()
+            out[name] = target
+    return out
+
+
+def test_launch_file_parses_and_names_installed_executable() -> None:
+    tree = ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
+    compile(tree, str(LAUNCH), "exec")
+    funcs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in funcs
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"]
+    assert len(calls) == 1
+    kw = {k.arg: k.value for k in calls[0].keywords}
+    assert isinstance(kw["package"], ast.Constant) and kw["package"].value == "vlm3_ros"
+    assert isinstance(kw["executable"], ast.Name) and kw["executable"].id == "EXECUTABLE"
+    assert EXECUTABLE in executables()
+    assert NODE_NAME == "vlm3_perception"
+
+
+def test_every_launch_argument_sets_a_declared_parameter() -> None:
+    for arg in LAUNCH_ARGS:
+        if arg.parameter:
+            assert arg.parameter in SPECS, f"launch argument {arg.name} sets undeclared {arg.parameter}"
+    typed = parameter_overrides({a.name: a.default for a in LAUNCH_ARGS})
+    for name, value in typed.items():
+        validate_value(name, value)
+    assert typed["enabled_tasks"] == ["depth", "pose", "corr", "object"]
+
+
+def test_params_file_declares_only_known_parameters() -> None:
+    y = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
+    params = y[NODE_NAME]["ros__parameters"]
+    unknown = set(params) - set(SPECS)
+    assert not unknown, f"config/perception.yaml sets undeclared parameters {unknown}"
+    for k, v in params.items():
+        validate_value(k, v)
+    # With checkpoint paths filled in, the shipped file is a valid configuration.
+    build_config({**params, **{f"model.{t}_path": "/models/x" for t in ("depth", "pose", "corr", "object")}})
+
+
+def test_bringup_translates_launch_arguments() -> None:
+    out = ros_args(["depth_model:=/m/d", "enabled_tasks:=depth", "image_topic:=/cam/img"])
+    assert out[:4] == ["--ros-args", "-r", f"__node:={NODE_NAME}", "--params-file"]
+    assert "model.depth_path:=/m/d" in out and "enabled_tasks:=[depth]" in out and "image_topic:=/cam/img" in out
+    with pytest.raises(SystemExit, match="unknown argument"):
+        ros_args(["deph_model:=/x"])
+    with pytest.raises(SystemExit, match="NAME:=VALUE"):
+        ros_args(["depth_model=/x"])
+
+
+@pytest.mark.parametrize("values, needle", [
+    ({"backend": "transformers"}, "model.depth_path"),
+    ({"backend": "ground_truth"}, "ground_truth.bag"),
+    ({"backend": "remote", "remote.url": "ftp://x"}, "http"),
+    ({"enabled_tasks": ["depth", "fly"], "backend": "remote"}, "enabled_tasks"),
+    ({"qos_depth": 0}, "minimum"),
+    ({"vo.camera_extrinsic": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0], "backend": "remote"}, "unit quaternion"),
+    ({"backend": "remote", "enabled_tasks": ["depth"]}, "vo.enabled needs the pose task"),
+    ({"backend": "remote", "sparse_depth.grid_cols": 100, "sparse_depth.grid_rows": 100}, "max_points_per_request"),
+    ({"model.dtype": "int4"}, "must be one of"),
+    ({"stamp_tolerance_s": "0.1"}, "must be a number"),
+])
+def test_config_validation_names_the_parameter(values: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        build_config(values)

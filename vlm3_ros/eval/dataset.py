@@ -1,0 +1,232 @@
+"""What an evaluation asks, with the answers it expects: queries with ground truth, from recorded
+bags (sampled) or from published label files (as given).
+
+A bag gives frames (image + CameraInfo), ground-truth depth registered to the image and
+ground-truth poses (a /tf chain or a pose topic). From them come depth queries (pixels with valid
+3x3 ground truth, away from the border, seeded), frame pairs (strides, minimum baseline) for pose,
+and correspondences from depth + relative pose, occlusion-checked. The sampling is the one copy
+used by every consumer of these queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vlm3_ros.geometry import pose as P
+from vlm3_ros.geometry.backproject import convert_depth
+from vlm3_ros.geometry.camera import CameraModel
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.geometry.trajectory import Trajectory, correspondences_from_depth
+from vlm3_ros.readers.bag import BagReader, BagTopics
+from vlm3_ros.readers.labels import CorrLabels, DepthLabels, PoseLabel
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    tasks: tuple[str, ...] = ("depth", "pose", "corr")
+    points_per_frame: int = 32
+    margin_px: int = 16
+    seed: int = 0
+    depth_type: str = "z_depth"
+    strides: tuple[int, ...] = (1, 2, 4)
+    min_baseline_m: float = 0.02
+    corr_points: int = 8
+    max_frames: int = 0
+    depth_tolerance_s: float = 0.02
+
+
+@dataclass
+class SequenceData:
+    name: str
+    frames: list[Frame]
+    depth: dict[int, np.ndarray]           # image stamp -> z-depth (m), registered to the image
+    trajectory: Trajectory | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DepthQuery:
+    frame: Frame
+    pixels: np.ndarray          # (N, 2) original pixels
+    gt: np.ndarray              # (N,) metres, in the evaluation's depth type
+
+
+@dataclass(frozen=True)
+class PoseQuery:
+    frame_a: Frame
+    frame_b: Frame
+    T_a_b: np.ndarray           # true pose of camera B in camera A
+    metric: bool = True         # the translation's length is known
+
+
+@dataclass(frozen=True)
+class CorrQuery:
+    frame_a: Frame
+    frame_b: Frame
+    pixels_a: np.ndarray        # (N, 2) original pixels of A
+    pixels_b: np.ndarray        # (N, 2) true original pixels of B
+
+
+@dataclass
+class Dataset:
+    """Everything one evaluated sequence (a bag, or a label file) asks."""
+
+    name: str
+    frames: int
+    depth: list[DepthQuery] = field(default_factory=list)
+    pose: list[PoseQuery] = field(default_factory=list)
+    corr: list[CorrQuery] = field(default_factory=list)
+    vo_frames: list[Frame] = field(default_factory=list)    # consecutive frames for the VO run
+    trajectory: Trajectory | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def calls(self) -> int:
+        """Runner calls this dataset needs (for the progress bar)."""
+        return len(self.depth) + len(self.pose) + len(self.corr) + max(0, len(self.vo_frames) - 1)
+
+
+def load_sequence(path: Path, topics: BagTopics, opts: EvalOptions) -> SequenceData:
+    reader = BagReader(path, topics)
+    reader.require("image", "camera_info")
+    info = {}
+    images = []
+    depth_raw = {}
+    for rec in reader.records(("image", "camera_info", "depth")):
+        if rec.kind == "camera_info":
+            info[rec.value.stamp_ns] = rec.value.info
+        elif rec.kind == "image":
+            images.append(rec.value)
+        elif rec.kind == "depth":
+            depth_raw[rec.value.stamp_ns] = rec.value
+    if not info:
+        raise ValueError(f"{path}: no CameraInfo on {topics.camera_info}")
+    frames = []
+    stamps = np.array(sorted(info))
+    for im in images:
+        k = int(stamps[np.argmin(np.abs(stamps - im.stamp_ns))])
+        frames.append(Frame(im.rgb(), CameraModel.from_camera_info(info[k]), im.stamp_ns, im.frame_id))
+    if opts.max_frames:
+        frames = frames[:opts.max_frames]
+    notes = []
+    depth = {}
+    if depth_raw:
+        dstamps = np.array(sorted(depth_raw))
+        for f in frames:
+            k = int(dstamps[np.argmin(np.abs(dstamps - f.stamp_ns))])
+            if abs(k - f.stamp_ns) <= opts.depth_tolerance_s * 1e9:
+                depth[f.stamp_ns] = depth_raw[k].depth_m()
+    elif "depth" in opts.tasks or "corr" in opts.tasks:
+        notes.append(f"no depth topic {topics.depth!r}: depth and correspondence skipped")
+    traj = None
+    try:
+        traj = reader.trajectory()
+    except ValueError as e:
+        notes.append(str(e) + ": pose skipped")
+    return SequenceData(path.name, frames, depth, traj, notes)
+
+
+def sample_pixels(depth: np.ndarray, n: int, margin: int, rng: np.random.Generator) -> np.ndarray:
+    """Pixels whose whole 3x3 neighbourhood has ground-truth depth (a query rounded to the nearest
+    prompt integer must not land in a hole), away from the border by ``margin``."""
+    import cv2
+
+    h, w = depth.shape
+    inner = np.zeros_like(depth, dtype=bool)
+    inner[margin:h - margin, margin:w - margin] = True
+    valid = cv2.erode((depth > 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    vv, uu = np.nonzero(inner & valid)
+    if not len(uu):
+        return np.zeros((0, 2))
+    idx = rng.choice(len(uu), size=min(n, len(uu)), replace=False)
+    return np.column_stack([uu[idx], vv[idx]]).astype(np.float64)
+
+
+def frame_pairs(seq: SequenceData, opts: EvalOptions) -> list[tuple[int, int, np.ndarray]]:
+    """(i, j, T_i_j) for each stride whose ground-truth baseline reaches min_baseline_m."""
+    assert seq.trajectory is not None
+    out = []
+    poses = []
+    for f in seq.frames:
+        try:
+            poses.append(seq.trajectory.interpolate(f.stamp_ns * 1e-9))
+        except ValueError:
+            poses.append(None)
+    for s in opts.strides:
+        for i in range(len(seq.frames) - s):
+            a, b = poses[i], poses[i + s]
+            if a is None or b is None:
+                continue
+            T = P.invert(a) @ b
+            if np.linalg.norm(T[:3, 3]) >= opts.min_baseline_m:
+                out.append((i, i + s, T))
+    return out
+
+
+def depth_ground_truth(frame: Frame, depth_z: np.ndarray, pixels: np.ndarray, depth_type: str) -> np.ndarray:
+    """Ground truth at ``pixels`` (integer-truncated lookup), as z-depth or range along the ray."""
+    z = depth_z[pixels[:, 1].astype(int), pixels[:, 0].astype(int)]
+    if depth_type == "z_depth":
+        return z
+    return convert_depth(z, frame.camera.undistort_pixels(pixels), frame.camera.rectified().K, "z_depth", "range")
+
+
+def correspondence_query(fa: Frame, fb: Frame, depth_a: np.ndarray, depth_b: np.ndarray | None, T_a_b: np.ndarray,
+                         pixels: np.ndarray) -> CorrQuery | None:
+    """Where ``pixels`` of A land in B by depth + relative pose; occluded and out-of-view ones are
+    dropped (None when none is left)."""
+    cam_a, cam_b = fa.camera, fb.camera
+    z = depth_a[pixels[:, 1].astype(int), pixels[:, 0].astype(int)]
+    d2r = cam_b.undistort_image(depth_b.astype(np.float32), interpolation=0) if depth_b is not None else None
+    c = correspondences_from_depth(cam_a.undistort_pixels(pixels), z, cam_a.rectified().K, P.invert(T_a_b),
+                                   cam_b.rectified().K, (cam_b.width, cam_b.height), d2r)
+    keep = c.valid
+    if not keep.any():
+        return None
+    return CorrQuery(fa, fb, pixels[keep], cam_b.distort_pixels(c.uv2[keep]))
+
+
+def from_sequence(seq: SequenceData, opts: EvalOptions) -> Dataset:
+    """The queries of a bag: depth per frame, then per frame pair its pose and correspondences
+    (one seeded generator, drawn in that order, so a run is reproducible)."""
+    rng = np.random.default_rng(opts.seed)
+    ds = Dataset(seq.name, len(seq.frames), notes=list(seq.notes), trajectory=seq.trajectory)
+    if "depth" in opts.tasks and seq.depth:
+        for f in seq.frames:
+            d = seq.depth.get(f.stamp_ns)
+            if d is None:
+                continue
+            px = sample_pixels(d, opts.points_per_frame, opts.margin_px, rng)
+            if len(px):
+                ds.depth.append(DepthQuery(f, px, depth_ground_truth(f, d, px, opts.depth_type)))
+    if ("pose" in opts.tasks or "corr" in opts.tasks) and seq.trajectory is not None:
+        for i, j, T_true in frame_pairs(seq, opts):
+            fa, fb = seq.frames[i], seq.frames[j]
+            if "pose" in opts.tasks:
+                ds.pose.append(PoseQuery(fa, fb, T_true))
+            if "corr" in opts.tasks and fa.stamp_ns in seq.depth:
+                px = sample_pixels(seq.depth[fa.stamp_ns], opts.corr_points, opts.margin_px, rng)
+                if len(px):
+                    q = correspondence_query(fa, fb, seq.depth[fa.stamp_ns], seq.depth.get(fb.stamp_ns), T_true, px)
+                    if q is not None:
+                        ds.corr.append(q)
+        if "pose" in opts.tasks:
+            ds.vo_frames = list(seq.frames)
+    return ds
+
+
+def from_labels(items: list[DepthLabels | PoseLabel | CorrLabels], name: str, max_points: int) -> Dataset:
+    """The queries of a label file, as given (depth split into requests of ``max_points``)."""
+    ds = Dataset(name, len(items))
+    for it in items:
+        if isinstance(it, DepthLabels):
+            for start in range(0, len(it.pixels), max_points):
+                ds.depth.append(DepthQuery(it.frame, it.pixels[start:start + max_points],
+                                           it.depth[start:start + max_points]))
+        elif isinstance(it, PoseLabel):
+            ds.pose.append(PoseQuery(it.frame_a, it.frame_b, it.T_a_b, it.metric))
+        elif isinstance(it, CorrLabels):
+            ds.corr.append(CorrQuery(it.frame_a, it.frame_b, it.pixels_a, it.pixels_b))
+    return ds

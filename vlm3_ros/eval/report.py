@@ -1,0 +1,108 @@
+"""The evaluation report: report.json (configuration, versions, every metric), report.md (the
+table a person reads) and PNG plots that say what they show."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "transformers", "rosbags", "cv2"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:
+            out[mod] = "missing"
+    try:
+        out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                    cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except Exception:
+        out["git"] = "unknown"
+    from vlm3_ros import __version__
+
+    out["vlm3_ros"] = __version__
+    return out
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    clean = {**report, "sequences": [{k: v for k, v in s.items() if k != "_raw"} for s in report["sequences"]]}
+    (out / "report.json").write_text(json.dumps(clean, indent=2, default=float))
+    lines = ["# vlm3_ros evaluation", "", f"backend: `{report['config']['backend']}`"
+             + ("  **(TEST DOUBLE: answers from recorded ground truth)**" if report["config"]["backend"] ==
+                "ground_truth" else ""), ""]
+    lines += ["| sequence | depth delta1 (DepthLM) | delta1 (VLM3, valid only) | parse failures | AbsRel | "
+              "pose AUC@5/15/30 | corr EPE px | PCK@3 | VO ATE m |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in report["sequences"]:
+        d, p, c, t = s.get("depth"), s.get("pose"), s.get("corr"), s.get("trajectory")
+        cells = [s["name"],
+                 f"{d['delta1_depthlm']:.3f} (n={d['n']})" if d else "-",
+                 f"{d['delta1_vlm3']:.3f} (n={d['n_valid']})" if d else "-",
+                 f"{d['parse_failures']} + {d['non_positive']} non-positive" if d else "-",
+                 f"{d['abs_rel']:.4f}" if d else "-",
+                 f"{p['auc@5']:.1f} / {p['auc@15']:.1f} / {p['auc@30']:.1f} ({p['pairs']} pairs)" if p else "-",
+                 f"{c['original_px']['epe']:.2f}" if c else "-",
+                 f"{c['original_px']['pck@3']:.3f}" if c else "-",
+                 f"{t['ate_rmse_m']:.4f}" if t else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Latency (per service-equivalent call)", "", "| sequence | task | n | p50 ms | p90 ms | p99 ms |",
+              "|---|---|---|---|---|---|"]
+    for s in report["sequences"]:
+        for task, lat in s["latency"].items():
+            lines.append(f"| {s['name']} | {task} | {lat['n']} | {lat['p50_ms']:.1f} | {lat['p90_ms']:.1f} | "
+                         f"{lat['p99_ms']:.1f} |")
+    notes = [n for s in report["sequences"] for n in s["notes"]]
+    if notes:
+        lines += ["", "## Notes", *[f"- {n}" for n in notes]]
+    lines += ["", "Metric definitions: docs/evaluation.md. Configuration and versions: report.json."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    plots(report, out)
+
+
+def plots(report: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    preds = np.array([p if p is not None else np.nan for s in report["sequences"]
+                      for p in s["_raw"].get("depth", {}).get("pred", [])], dtype=np.float64)
+    gts = np.array([g for s in report["sequences"] for g in s["_raw"].get("depth", {}).get("gt", [])])
+    if len(gts):
+        ok = np.isfinite(preds) & (preds > 0)
+        fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
+        ax[0].scatter(gts[ok], preds[ok], s=8, alpha=0.6)
+        lim = [0, max(gts.max(), np.nanmax(preds[ok]) if ok.any() else 1) * 1.05]
+        ax[0].plot(lim, lim, "k--", lw=1, label="pred = gt")
+        ax[0].plot(lim, [v * 1.25 for v in lim], "r:", lw=1, label="delta1 band")
+        ax[0].plot(lim, [v / 1.25 for v in lim], "r:", lw=1)
+        ax[0].set(xlabel="ground-truth depth [m]", ylabel="predicted depth [m]",
+                  title=f"depth: {ok.sum()} parsed of {len(gts)}")
+        ax[0].legend()
+        rel = (preds[ok] - gts[ok]) / gts[ok]
+        ax[1].hist(rel, bins=40)
+        ax[1].set(xlabel="relative error (pred - gt) / gt", ylabel="points", title="depth error histogram")
+        fig.tight_layout()
+        fig.savefig(out / "depth_scatter.png", dpi=110)
+        plt.close(fig)
+    for s in report["sequences"]:
+        t = s.get("trajectory")
+        if not t:
+            continue
+        e, g = np.array(t["positions_est"]), np.array(t["positions_gt"])
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        # camera optical frame of the first image: x right, z forward -> top view
+        ax.plot(g[:, 0], g[:, 2], "k-o", ms=4, label="ground truth")
+        ax.plot(e[:, 0], e[:, 2], "r--x", ms=5, label=f"VO (ATE {t['ate_rmse_m'] * 100:.1f} cm)")
+        ax.set(xlabel="x (right) [m]", ylabel="z (forward) [m]", title=f"{s['name']}: trajectory, top view")
+        ax.axis("equal")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / f"trajectory_{s['name']}.png", dpi=110)
+        plt.close(fig)

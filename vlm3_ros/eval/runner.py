@@ -1,0 +1,48 @@
+"""Who answers an evaluation's queries: a typed protocol with two implementations that return the
+same result types, so scoring cannot tell them apart. :class:`InProcessRunner` runs the pipeline
+directly; vlm3_ros.ros.eval_runner.RosRunner asks a running node's services."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.inference.registry import close_backends
+from vlm3_ros.tasks.corr import CorrResult
+from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.pipeline import Pipeline
+from vlm3_ros.tasks.pose import PoseResult
+
+
+class Runner(Protocol):
+    name: str
+
+    def depth(self, frame: Frame, pixels: np.ndarray, depth_type: str) -> DepthResult: ...
+
+    def pose(self, frame_a: Frame, frame_b: Frame) -> PoseResult: ...
+
+    def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> CorrResult: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessRunner:
+    """The pipeline in this process (the default). Closes its backends on ``close``."""
+
+    def __init__(self, pipeline: Pipeline, name: str = "in-process") -> None:
+        self.pipeline = pipeline
+        self.name = name
+
+    def depth(self, frame: Frame, pixels: np.ndarray, depth_type: str) -> DepthResult:
+        return self.pipeline.depth(frame, pixels, depth_type)  # type: ignore[arg-type]
+
+    def pose(self, frame_a: Frame, frame_b: Frame) -> PoseResult:
+        return self.pipeline.pose(frame_a, frame_b, True)
+
+    def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> CorrResult:
+        return self.pipeline.corr(frame_a, frame_b, pixels_a)
+
+    def close(self) -> None:
+        close_backends(self.pipeline.backends)

@@ -1,0 +1,80 @@
+"""Keyframe visual odometry from relative-pose answers, chained into odom -> base (REP 105).
+
+Each update brings T_k_c, the pose of the current camera in the keyframe's camera (optical)
+frame, as the pose task answers it. With the rigid extrinsic T_base_cam the base moves by
+T_bk_bc = T_base_cam T_k_c T_base_cam^-1, so T_odom_base(c) = T_odom_base(k) T_bk_bc.
+A new keyframe starts when translation, rotation or frame count pass their thresholds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vlm3_ros.geometry.pose import change_frame, rotation_angle_deg
+
+
+@dataclass(frozen=True)
+class KeyframePolicy:
+    min_translation_m: float = 0.3
+    min_rotation_deg: float = 15.0
+    max_frames: int = 10
+
+
+@dataclass
+class OdometryState:
+    stamp_ns: int
+    T_odom_base: np.ndarray
+    keyframe_stamp_ns: int
+    updates: int
+
+
+@dataclass
+class KeyframeOdometry:
+    T_base_cam: np.ndarray
+    policy: KeyframePolicy = field(default_factory=KeyframePolicy)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with getattr(self, "_lock", threading.Lock()):
+            self.keyframe_stamp_ns: int | None = None
+            self.T_odom_key = np.eye(4)
+            self.T_odom_base = np.eye(4)
+            self.stamp_ns: int | None = None
+            self.since_key = 0
+            self.updates = 0
+            self.failures = 0
+
+    def start(self, stamp_ns: int) -> OdometryState:
+        """The first frame becomes the keyframe at the odom origin."""
+        with self._lock:
+            self.keyframe_stamp_ns = stamp_ns
+            self.stamp_ns = stamp_ns
+            return OdometryState(stamp_ns, self.T_odom_base.copy(), stamp_ns, self.updates)
+
+    def update(self, stamp_ns: int, T_k_c: np.ndarray | None) -> OdometryState | None:
+        """Integrate one relative-pose answer; None (counted) when the answer failed."""
+        with self._lock:
+            if self.keyframe_stamp_ns is None:
+                raise RuntimeError("call start() with the first frame before update()")
+            if T_k_c is None:
+                self.failures += 1
+                return None
+            T_bk_bc = change_frame(T_k_c, self.T_base_cam)
+            self.T_odom_base = self.T_odom_key @ T_bk_bc
+            self.stamp_ns = stamp_ns
+            self.updates += 1
+            self.since_key += 1
+            moved = float(np.linalg.norm(T_k_c[:3, 3]))
+            turned = rotation_angle_deg(T_k_c[:3, :3])
+            if (moved >= self.policy.min_translation_m or turned >= self.policy.min_rotation_deg
+                    or self.since_key >= self.policy.max_frames):
+                self.keyframe_stamp_ns = stamp_ns
+                self.T_odom_key = self.T_odom_base.copy()
+                self.since_key = 0
+            return OdometryState(stamp_ns, self.T_odom_base.copy(), self.keyframe_stamp_ns, self.updates)

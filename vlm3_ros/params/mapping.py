@@ -1,0 +1,103 @@
+"""Parameters -> the objects they configure, in one place: the tasks' pipeline settings, each
+task's backend configuration and the serving core's settings. The node, ``vlm3-ros eval`` and
+the benchmarks all build from here, so an evaluation scores exactly what the robot runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from dataclasses import replace
+
+from vlm3_ros.contract.prompts import PromptError, PromptSet
+from vlm3_ros.contract.question import Backend
+from vlm3_ros.geometry.odometry import KeyframePolicy
+from vlm3_ros.inference.ground_truth.backend import GroundTruthConfig
+from vlm3_ros.inference.local import LocalModelConfig
+from vlm3_ros.inference.registry import open_backends as open_registered
+from vlm3_ros.inference.remote import RemoteConfig
+from vlm3_ros.params.config import ConfigError, NodeConfig
+from vlm3_ros.serving.settings import OdometrySettings, ServingSettings, SparseDepthSettings
+from vlm3_ros.tasks.pipeline import PipelineSettings
+from vlm3_ros.tasks.registry import TASKS
+
+
+def load_prompts(path: str) -> PromptSet:
+    """The PromptSet from a YAML override file ('' = the contract's strings)."""
+    import yaml
+
+    if not path:
+        return PromptSet()
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"prompts_file {path!r} cannot be read: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"prompts_file {path!r} must hold a mapping of template names to strings")
+    try:
+        return PromptSet.from_mapping(data)
+    except PromptError as e:
+        raise ConfigError(f"prompts_file {path!r}: {e}") from e
+
+
+def pipeline_settings(cfg: NodeConfig) -> PipelineSettings:
+    """What the model sees and how its answers are read: unification (with rectify,
+    equalize_focal, max_long_edge, interpolation), prompts, token limits, the depth type."""
+    unify = {name: replace(spec.unify, equalize_focal=cfg["equalize_focal"], rectify=cfg["rectify"],
+                           max_long_edge=cfg["max_long_edge"], interpolation=cfg["interpolation"])
+             for name, spec in TASKS.items()}
+    return PipelineSettings(unify=unify, prompts=load_prompts(cfg["prompts_file"]),
+                            max_new_tokens={name: cfg[spec.tokens_param] for name, spec in TASKS.items()},
+                            model_depth_type=cfg["model.depth_type"], max_points=cfg["max_points_per_request"])
+
+
+def api_key(cfg: NodeConfig) -> str | None:
+    """The remote API key, from the environment only (never a parameter, never logged)."""
+    name = cfg["remote.api_key_env"]
+    return os.environ.get(name) if name else None
+
+
+def backend_config(cfg: NodeConfig, task: str) -> Hashable:
+    """The configuration of ``task``'s backend (equal configurations share one backend)."""
+    kind = cfg["backend"]
+    if kind == "transformers":
+        return LocalModelConfig(path=cfg.model_path(task), device=cfg["model.device"], dtype=cfg["model.dtype"],
+                                attn_implementation=cfg["model.attn_implementation"],
+                                quantization=cfg["model.quantization"], max_pixels=cfg["model.max_pixels"],
+                                mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"])
+    if kind == "remote":
+        return RemoteConfig(url=cfg["remote.url"], model=cfg["remote.model"], api_key=api_key(cfg),
+                            timeout_s=cfg["remote.timeout_s"], max_concurrency=cfg["remote.max_concurrency"],
+                            retries=cfg["remote.retries"])
+    if kind == "ground_truth":
+        return GroundTruthConfig(bag=cfg["ground_truth.bag"], depth_topic=cfg["ground_truth.depth_topic"],
+                                 world_frame=cfg["ground_truth.world_frame"])
+    raise ConfigError(f"backend {kind!r} has no parameter mapping in vlm3_ros/params/mapping.py")
+
+
+def backend_configs(cfg: NodeConfig) -> dict[str, Hashable]:
+    return {task: backend_config(cfg, task) for task in cfg.tasks}
+
+
+def open_backends(cfg: NodeConfig) -> dict[str, Backend]:
+    """One backend per enabled task (loads models: slow)."""
+    return open_registered(cfg["backend"], backend_configs(cfg))
+
+
+def serving_settings(cfg: NodeConfig) -> ServingSettings:
+    sparse = SparseDepthSettings(rate_hz=cfg["sparse_depth.rate_hz"], pattern=cfg["sparse_depth.pattern"],
+                                 grid_cols=cfg["sparse_depth.grid_cols"], grid_rows=cfg["sparse_depth.grid_rows"],
+                                 pixels=tuple(cfg["sparse_depth.pixels"]), depth_type=cfg["sparse_depth.depth_type"])
+    vo = OdometrySettings(enabled=cfg["vo.enabled"], rate_hz=cfg["vo.rate_hz"], odom_frame=cfg["vo.odom_frame"],
+                          base_frame=cfg["vo.base_frame"], extrinsic=tuple(cfg["vo.camera_extrinsic"]),
+                          use_tf_static=cfg["vo.use_tf_static"],
+                          policy=KeyframePolicy(cfg["vo.keyframe_min_translation_m"],
+                                                cfg["vo.keyframe_min_rotation_deg"], cfg["vo.keyframe_max_frames"]),
+                          position_stddev_m=cfg["vo.position_stddev_m"],
+                          rotation_stddev_deg=cfg["vo.rotation_stddev_deg"], publish_tf=cfg["vo.publish_tf"])
+    return ServingSettings(tasks=cfg.tasks, backend=cfg["backend"], image_topic=cfg["image_topic"],
+                           camera_info_topic=cfg["camera_info_topic"], stamp_tolerance_s=cfg["stamp_tolerance_s"],
+                           frame_cache_size=cfg["frame_cache_size"], max_image_pixels=cfg["max_image_pixels"],
+                           camera_timeout_s=cfg["camera_timeout_s"], max_regions=cfg["max_regions_per_request"],
+                           max_question_chars=cfg["max_question_chars"], queue_size=cfg["inference_queue_size"],
+                           request_timeout_s=cfg["request_timeout_s"], sparse=sparse, vo=vo)

@@ -1,0 +1,124 @@
+"""The perception node's parameters: one table of (name, default, range, description).
+
+The per-task rows (``model.<task>_path``, ``max_new_tokens.<task>``), ``enabled_tasks`` and the
+``backend`` choices are generated from the task and backend registries. The node declares its
+ROS parameters from this table; ``vlm3-ros eval``, the bring-up, the launch file and the tests
+read it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vlm3_ros.geometry.backproject import DEPTH_TYPES
+from vlm3_ros.geometry.unify import INTERPOLATIONS
+from vlm3_ros.inference.registry import BACKENDS
+from vlm3_ros.tasks.registry import TASK_NAMES, TASKS
+
+NODE_NAME = "vlm3_perception"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+
+_P = ParamSpec
+
+
+def _task_rows() -> tuple[ParamSpec, ...]:
+    paths = tuple(_P(s.model_param, "", f"{s.checkpoint} checkpoint directory ({s.title})") for s in TASKS.values())
+    tokens = tuple(_P(s.tokens_param, s.max_new_tokens, f"generation limit for {s.name} answers", 1, 8192)
+                   for s in TASKS.values())
+    return paths + tokens
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    # camera input
+    _P("image_topic", "/camera/image_raw", "sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8, mono8, mono16)"),
+    _P("camera_info_topic", "/camera/camera_info", "sensor_msgs/CameraInfo topic of the same camera"),
+    _P("use_compressed", False, "subscribe to <image_topic>/compressed (sensor_msgs/CompressedImage) instead"),
+    _P("qos_reliability", "best_effort", "camera subscription reliability (sensor-data QoS is best_effort)",
+       choices=("best_effort", "reliable")),
+    _P("qos_depth", 5, "camera subscription queue depth", 1, 100),
+    _P("stamp_tolerance_s", 0.02, "max |image stamp - CameraInfo stamp| to pair them; also for BY_STAMP lookups",
+       0.0, 1.0),
+    _P("frame_cache_size", 30, "recent frames kept for BY_STAMP queries", 1, 600),
+    _P("max_image_pixels", 4096 * 4096, "largest accepted image (width*height); larger ones are rejected",
+       1, 64 * 1024 * 1024),
+    _P("camera_timeout_s", 5.0, "warn (and report in diagnostics) when no frame arrived for this long",
+       0.1, 3600.0),
+    # models
+    _P("backend", "transformers", "inference backend: " + ", ".join(
+        f"{k.name} ({k.description})" for k in BACKENDS.values()), choices=tuple(BACKENDS)),
+    _P("enabled_tasks", list(TASK_NAMES), f"tasks to serve ({', '.join(TASK_NAMES)})"),
+    *_task_rows(),
+    _P("model.device", "auto", "cpu, cuda, cuda:N or auto"),
+    _P("model.dtype", "auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32",
+       choices=("auto", "bfloat16", "float16", "float32")),
+    _P("model.attn_implementation", "", "attention kernel: '' (library default), sdpa, eager, flash_attention_2"),
+    _P("model.quantization", "none", "none, 8bit or 4bit (needs bitsandbytes)", choices=("none", "8bit", "4bit")),
+    _P("model.max_pixels", 0, "image token budget in pixels for the processor (0 = checkpoint default)",
+       0, 64 * 1024 * 1024),
+    _P("model.engine_mode", "engine", "engine (shared image prefix, batched) or naive (one generate per question)",
+       choices=("engine", "naive")),
+    _P("model.batch_size", 32, "questions per batched generate in engine mode", 1, 1024),
+    _P("model.depth_type", "range", "what the depth checkpoint's number means: range (along the ray) or z_depth",
+       choices=DEPTH_TYPES),
+    _P("remote.url", "http://127.0.0.1:8000/v1", "OpenAI-compatible base URL (vLLM, SGLang, transformers serve)"),
+    _P("remote.model", "", "model name sent in requests ('' = omit)"),
+    _P("remote.api_key_env", "VLM3_API_KEY", "environment variable holding the API key (never a parameter)"),
+    _P("remote.timeout_s", 60.0, "per-request timeout", 0.1, 3600.0),
+    _P("remote.max_concurrency", 4, "parallel requests to the server", 1, 256),
+    _P("remote.retries", 2, "retries with backoff on connection errors and 5xx", 0, 10),
+    _P("ground_truth.bag", "", "TEST DOUBLE backend only: bag with depth and ground-truth poses"),
+    _P("ground_truth.depth_topic", "/camera/depth_registered/image_raw", "TEST DOUBLE: depth topic in that bag"),
+    _P("ground_truth.world_frame", "world", "TEST DOUBLE: /tf parent of the ground-truth camera pose"),
+    _P("prompts_file", "", "YAML file overriding prompt templates (keys of vlm3_ros.contract.prompts.PromptSet); '' = "
+       "the strings the checkpoints were trained on"),
+    # preprocessing
+    _P("rectify", True, "undistort with the CameraInfo model before focal unification"),
+    _P("equalize_focal", False, "scale y by target/fy too when fx != fy (reference: scale both by target/fx)"),
+    _P("max_long_edge", 2560, "cap of the unified image's long edge; the target focal is clamped beyond it",
+       64, 16384),
+    _P("interpolation", "auto", "resize interpolation", choices=("auto", *sorted(INTERPOLATIONS))),
+    # requests
+    _P("max_points_per_request", 256, "most pixels in one GetDepth / FindCorrespondence request", 1, 4096),
+    _P("max_regions_per_request", 16, "most regions in one ObjectQuery", 1, 256),
+    _P("max_question_chars", 2000, "longest ObjectQuery question", 1, 100000),
+    _P("inference_queue_size", 8, "inference jobs that may wait; beyond it calls get BUSY", 1, 64),
+    _P("request_timeout_s", 60.0, "a service call waiting longer than this gets TIMEOUT", 0.1, 3600.0),
+    # sparse depth
+    _P("sparse_depth.rate_hz", 1.0, "PointCloud2 rate on ~/sparse_depth (0 = off); only while subscribed",
+       0.0, 100.0),
+    _P("sparse_depth.pattern", "grid", "grid or pixels", choices=("grid", "pixels")),
+    _P("sparse_depth.grid_cols", 8, "grid columns", 1, 256),
+    _P("sparse_depth.grid_rows", 6, "grid rows", 1, 256),
+    _P("sparse_depth.pixels", [0.0], "pattern=pixels: flat [x0, y0, x1, y1, ...] in original pixels"),
+    _P("sparse_depth.depth_type", "z_depth", "depth kind in the cloud's points", choices=DEPTH_TYPES),
+    # visual odometry
+    _P("vo.enabled", True, "publish visual odometry from the pose task"),
+    _P("vo.rate_hz", 1.0, "VO update rate", 0.01, 100.0),
+    _P("vo.odom_frame", "odom", "REP 105 odometry frame"),
+    _P("vo.base_frame", "base_link", "REP 105 robot base frame"),
+    _P("vo.camera_extrinsic", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5],
+       "base -> camera optical frame [x, y, z, qx, qy, qz, qw] when /tf_static gives none "
+       "(default: REP 103 optical axes at the base origin)"),
+    _P("vo.use_tf_static", True, "take the base -> camera extrinsic from /tf_static when it is published"),
+    _P("vo.keyframe_min_translation_m", 0.3, "new keyframe after this much translation", 0.0, 100.0),
+    _P("vo.keyframe_min_rotation_deg", 15.0, "new keyframe after this much rotation", 0.0, 180.0),
+    _P("vo.keyframe_max_frames", 10, "new keyframe after this many VO updates", 1, 100000),
+    _P("vo.position_stddev_m", 0.05, "Odometry pose covariance: position standard deviation", 0.0, 100.0),
+    _P("vo.rotation_stddev_deg", 2.0, "Odometry pose covariance: rotation standard deviation", 0.0, 180.0),
+    _P("vo.publish_tf", True, "broadcast odom -> base on /tf"),
+    # lifecycle
+    _P("autostart", True, "configure and activate at start-up (no lifecycle manager needed)"),
+)
+SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}

@@ -1,0 +1,174 @@
+"""Call the perception node's services from the command line (``vlm3-ros call``), with readable
+output; also the Python client the tests and the demo use."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
+from vlm3_ros.ros import conversions as cv
+from vlm3_ros.ros.services import SERVICES
+from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
+from vlm3_ros.tasks.registry import TASKS
+
+STATUS_NAMES = {getattr(Status, n): n for n in dir(Status) if n.isupper() and isinstance(getattr(Status, n), int)}
+
+
+class PerceptionClient:
+    """Service clients for one perception node (default /vlm3_perception): ``clients[task]`` for
+    every task of the registry, also as attributes (``.depth``, ``.pose``, ``.corr``, ``.object``)."""
+
+    def __init__(self, node: Node, target: str = "/vlm3_perception") -> None:
+        self.node = node
+        self.target = target.rstrip("/")
+        self.clients = {name: node.create_client(SERVICES[name][0], f"{self.target}/{spec.service}")
+                        for name, spec in TASKS.items()}
+        for name, c in self.clients.items():
+            setattr(self, name, c)
+        self.reset = node.create_client(Trigger, f"{self.target}/reset_odometry")
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        return all(c.wait_for_service(timeout_sec=timeout) for c in self.clients.values())
+
+    def call(self, client: Any, request: Any, timeout: float = 120.0) -> Any:
+        """Call and wait. A private executor per call: several threads may each drive their own
+        client node at once (rclpy's global executor is shared and not safe for that)."""
+        fut = client.call_async(request)
+        ex = SingleThreadedExecutor(context=self.node.context)
+        ex.add_node(self.node)
+        try:
+            ex.spin_until_future_complete(fut, timeout_sec=timeout)
+        finally:
+            ex.remove_node(self.node)
+            ex.shutdown()
+        if not fut.done():
+            client.remove_pending_request(fut)
+            raise TimeoutError(f"no answer from {client.srv_name} within {timeout}s")
+        return fut.result()
+
+
+def selector(spec: str) -> FrameSelector:
+    """'latest' | 'keyframe' | a stamp in seconds."""
+    sel = FrameSelector()
+    if spec == "latest":
+        sel.mode = FrameSelector.LATEST
+    elif spec == "keyframe":
+        sel.mode = FrameSelector.KEYFRAME
+    else:
+        sel.mode = FrameSelector.BY_STAMP
+        sel.stamp = cv.to_time(round(float(spec) * 1e9))
+    return sel
+
+
+def _pixels(values: list[str]) -> list[Pixel]:
+    out = []
+    for v in values:
+        x, y = v.split(",")
+        out.append(Pixel(x=float(x), y=float(y)))
+    return out
+
+
+def status_line(resp: Any) -> str:
+    return f"{'OK' if resp.success else 'FAILED'} [{STATUS_NAMES.get(resp.status.code, resp.status.code)}] " \
+           f"{resp.message} ({resp.timing.total_s * 1000:.0f} ms)"
+
+
+def describe(kind: str, resp: Any) -> str:
+    lines = [status_line(resp)]
+    if kind == "depth":
+        for i, (d, p, s) in enumerate(zip(resp.depth, resp.points, resp.point_status, strict=True)):
+            val = f"{d:.3f} m  xyz=({p.x:+.3f}, {p.y:+.3f}, {p.z:+.3f})" if not math.isnan(d) else "-"
+            lines.append(f"  [{i}] {val}  {s.reason}")
+    elif kind == "pose":
+        t, q = resp.transform_a_b.translation, resp.transform_a_b.rotation
+        lines.append(f"  yaw/pitch/roll = {resp.yaw_deg:.1f}/{resp.pitch_deg:.1f}/{resp.roll_deg:.1f} deg, "
+                     f"angle {resp.rotation_angle_deg:.1f} deg, distance {resp.distance_m:.3f} m")
+        lines.append(f"  T_a_b: t=({t.x:+.3f}, {t.y:+.3f}, {t.z:+.3f}) "
+                     f"q=({q.x:+.4f}, {q.y:+.4f}, {q.z:+.4f}, {q.w:+.4f})")
+    elif kind == "corr":
+        for i, (p, s) in enumerate(zip(resp.pixels_b, resp.point_status, strict=True)):
+            lines.append(f"  [{i}] -> ({p.x:.1f}, {p.y:.1f})  {s.reason}")
+    elif kind == "object":
+        lines.append(f"  prompt: {resp.prompt}")
+        lines.append(f"  answer: {resp.answer!r}")
+        if resp.has_quantity:
+            lines.append(f"  quantity: {resp.quantity:g} {resp.unit} = {resp.quantity_m:.3f} m")
+        if resp.has_yes_no:
+            lines.append(f"  yes/no: {'yes' if resp.yes else 'no'}")
+    if kind != "object" and getattr(resp, "raw_answers", None):
+        lines.append(f"  raw answers: {list(resp.raw_answers)[:4]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="vlm3-ros call", description="Call a vlm3_ros perception node's services.")
+    p.add_argument("--node", default="/vlm3_perception", help="node name (default /vlm3_perception)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    sub = p.add_subparsers(dest="kind", required=True)
+    d = sub.add_parser("depth", help="GetDepth at pixels")
+    d.add_argument("pixels", nargs="+", help="x,y in original pixels")
+    d.add_argument("--frame", default="latest", help="latest | keyframe | stamp in seconds")
+    d.add_argument("--range", action="store_true", help="range along the ray instead of z-depth")
+    po = sub.add_parser("pose", help="EstimatePose between two frames")
+    po.add_argument("--a", default="keyframe", help="reference frame: latest | keyframe | stamp")
+    po.add_argument("--b", default="latest", help="second frame")
+    po.add_argument("--no-distance", action="store_true", help="skip the metric distance question")
+    co = sub.add_parser("corr", help="FindCorrespondence from frame a to frame b")
+    co.add_argument("pixels", nargs="+", help="x,y in frame a")
+    co.add_argument("--a", default="keyframe")
+    co.add_argument("--b", default="latest")
+    sp = sub.add_parser("object", help="ObjectQuery: a spatial question about regions")
+    sp.add_argument("--region", action="append", default=[], help="x_min,y_min,x_max,y_max (repeat)")
+    sp.add_argument("--question", required=True, help="refer to regions as 'Region [0]', 'Region [1]', ...")
+    sp.add_argument("--frame", default="latest")
+    sub.add_parser("reset", help="reset visual odometry")
+    a = p.parse_args(argv)
+    rclpy.init()
+    node = rclpy.create_node("vlm3_ros_call")
+    client = PerceptionClient(node, a.node)
+    try:
+        if a.kind == "reset":
+            if not client.reset.wait_for_service(timeout_sec=10.0):
+                print(f"service {client.reset.srv_name} not available", file=sys.stderr)
+                return 1
+            r = client.call(client.reset, Trigger.Request(), a.timeout)
+            print(("OK " if r.success else "FAILED ") + r.message)
+            return 0 if r.success else 1
+        if not client.wait(10.0):
+            print(f"services of {a.node} not available: is the node running (vlm3-ros node / bringup)?",
+                  file=sys.stderr)
+            return 1
+        if a.kind == "depth":
+            req = GetDepth.Request(frame=selector(a.frame), pixels=_pixels(a.pixels),
+                                   depth_type=GetDepth.Request.RANGE if a.range else GetDepth.Request.Z_DEPTH)
+            resp = client.call(client.depth, req, a.timeout)
+        elif a.kind == "pose":
+            req = EstimatePose.Request(frame_a=selector(a.a), frame_b=selector(a.b), with_distance=not a.no_distance)
+            resp = client.call(client.pose, req, a.timeout)
+        elif a.kind == "corr":
+            req = FindCorrespondence.Request(frame_a=selector(a.a), frame_b=selector(a.b), pixels_a=_pixels(a.pixels))
+            resp = client.call(client.corr, req, a.timeout)
+        else:
+            regions = []
+            for r in a.region:
+                x1, y1, x2, y2 = (float(v) for v in r.split(","))
+                regions.append(Region(x_min=x1, y_min=y1, x_max=x2, y_max=y2))
+            req = ObjectQuery.Request(frame=selector(a.frame), regions=regions, question=a.question)
+            resp = client.call(client.object, req, a.timeout)
+        print(describe(a.kind, resp))
+        return 0 if resp.success else 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

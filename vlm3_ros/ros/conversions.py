@@ -1,0 +1,97 @@
+"""ROS message <-> core data conversions (the only place that knows both)."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Quaternion, Transform, Vector3
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from vlm3_ros.geometry.backproject import PointCloudLayout
+from vlm3_ros.geometry.camera import CameraInfoData
+from vlm3_ros.geometry.pose import matrix_to_quat_xyzw, pose_from_tq
+from vlm3_ros.readers import image_codec
+
+
+def stamp_ns(t: Time) -> int:
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def to_time(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def camera_info_data(msg: CameraInfo) -> CameraInfoData:
+    return CameraInfoData(
+        width=int(msg.width), height=int(msg.height), k=tuple(float(v) for v in msg.k),
+        d=tuple(float(v) for v in msg.d), distortion_model=str(msg.distortion_model),
+        r=tuple(float(v) for v in msg.r), p=tuple(float(v) for v in msg.p), binning_x=int(msg.binning_x),
+        binning_y=int(msg.binning_y), roi_x_offset=int(msg.roi.x_offset), roi_y_offset=int(msg.roi.y_offset),
+        roi_width=int(msg.roi.width), roi_height=int(msg.roi.height), frame_id=str(msg.header.frame_id))
+
+
+def camera_info_msg(info: CameraInfoData, stamp: int, frame_id: str | None = None) -> CameraInfo:
+    m = CameraInfo()
+    m.header = Header(stamp=to_time(stamp), frame_id=frame_id if frame_id is not None else info.frame_id)
+    m.width, m.height = info.width, info.height
+    m.distortion_model = info.distortion_model
+    m.d = [float(v) for v in info.d]
+    m.k = [float(v) for v in info.k]
+    m.r = [float(v) for v in info.r]
+    m.p = [float(v) for v in (info.p or (*info.k[:3], 0.0, *info.k[3:6], 0.0, *info.k[6:9], 0.0))]
+    m.binning_x, m.binning_y = info.binning_x, info.binning_y
+    m.roi.x_offset, m.roi.y_offset = info.roi_x_offset, info.roi_y_offset
+    m.roi.width, m.roi.height = info.roi_width, info.roi_height
+    return m
+
+
+def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
+    return image_codec.to_rgb8(msg.encoding, int(msg.width), int(msg.height), int(msg.step), bytes(msg.data),
+                               bool(msg.is_bigendian), max_pixels)
+
+
+def rgb_to_image(rgb: np.ndarray, stamp: int, frame_id: str, encoding: str = "rgb8") -> Image:
+    w, h, step, data = image_codec.from_rgb8(rgb, encoding)
+    m = Image()
+    m.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    m.width, m.height, m.step, m.encoding, m.is_bigendian = w, h, step, encoding, 0
+    m.data = data
+    return m
+
+
+def raw_image_msg(stamp: int, frame_id: str, encoding: str, width: int, height: int, step: int,
+                  data: bytes, is_bigendian: bool = False) -> Image:
+    m = Image()
+    m.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    m.width, m.height, m.step, m.encoding, m.is_bigendian = width, height, step, encoding, int(is_bigendian)
+    m.data = data
+    return m
+
+
+def pointcloud2(layout: PointCloudLayout, stamp: int, frame_id: str) -> PointCloud2:
+    m = PointCloud2()
+    m.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    m.height, m.width = layout.height, layout.width
+    m.fields = [PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in layout.fields]
+    m.is_bigendian = layout.is_bigendian
+    m.point_step, m.row_step = layout.point_step, layout.row_step
+    m.data = layout.data
+    m.is_dense = layout.is_dense
+    return m
+
+
+def transform_msg(T: np.ndarray) -> Transform:
+    q = matrix_to_quat_xyzw(T[:3, :3])
+    return Transform(translation=Vector3(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+                     rotation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+
+
+def transform_matrix(t: Transform) -> np.ndarray:
+    """geometry_msgs/Transform -> 4x4 matrix."""
+    tr, q = t.translation, t.rotation
+    return pose_from_tq(np.array([tr.x, tr.y, tr.z]), np.array([q.x, q.y, q.z, q.w]))
+
+
+def point_msg(p: np.ndarray) -> Point:
+    return Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))

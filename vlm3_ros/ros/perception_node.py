@@ -1,0 +1,266 @@
+"""vlm3_ros perception node: camera in, the VLM3 services, sparse depth cloud, visual odometry.
+
+A thin shell around vlm3_ros.serving.core.PerceptionCore: this file owns the lifecycle
+transitions, the ROS parameters, subscriptions, publishers, timers and message conversion; every
+decision (frame selection, gating, deadlines, statuses, producers, health) is the core's.
+
+Lifecycle: configure validates parameters and loads the models, activate subscribes and starts
+the producers' timers, deactivate stops them and frees the models (GPU memory), cleanup drops the
+rest. With ``autostart`` (default) the node configures and activates itself at start-up.
+
+Threads: camera callbacks only decode and cache frames (their own callback group). Every service
+is reentrant and waits on the core's bounded inference worker (a full queue answers BUSY at once);
+timers have their own groups; the executor is multi-threaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Pose, PoseWithCovariance, TransformStamped, TwistWithCovariance
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
+
+from vlm3_ros.geometry.backproject import pack_points
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.params import mapping
+from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
+from vlm3_ros.params.table import NODE_NAME
+from vlm3_ros.readers.image_codec import ImageDecodeError
+from vlm3_ros.ros import conversions as cv
+from vlm3_ros.ros import parameters
+from vlm3_ros.ros.services import SERVICES
+from vlm3_ros.serving.core import PerceptionCore
+from vlm3_ros.serving.log import Log
+from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.registry import TASKS
+
+
+class PerceptionNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        parameters.declare_all(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.core = PerceptionCore(Log(self.get_logger()))
+        self.cfg: NodeConfig | None = None
+        self._subs: list[Any] = []
+        self._timers: list[Any] = []
+        self._camera_cb = MutuallyExclusiveCallbackGroup()
+        self._timer_cb = MutuallyExclusiveCallbackGroup()
+        self._vo_cb = MutuallyExclusiveCallbackGroup()
+        # Reentrant: concurrent calls wait on the inference queue together (a full queue answers
+        # BUSY at once) instead of piling up in the DDS request queue, whose history is bounded.
+        # A deep request history keeps bursts of calls from being dropped before they are read.
+        srv_qos = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE)
+        for name, spec in TASKS.items():
+            srv_type, handler = SERVICES[name]
+            self.create_service(srv_type, f"~/{spec.service}", functools.partial(handler, self.core),
+                                qos_profile=srv_qos, callback_group=ReentrantCallbackGroup())
+        self.create_service(Trigger, "~/reset_odometry", self._srv_reset, qos_profile=srv_qos,
+                            callback_group=ReentrantCallbackGroup())
+        self.pub_cloud = self.create_publisher(PointCloud2, "~/sparse_depth", 5)
+        self.pub_odom = self.create_publisher(Odometry, "~/odom", 10)
+        self.pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100,
+                                                                         reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        services = " ".join(f"~/{s.service}" for s in TASKS.values())
+        self.get_logger().info(f"services ready: {services} ~/reset_odometry (they answer MODEL_NOT_READY until "
+                               "the node is active)")
+        if self.get_parameter("autostart").value:
+            self._autostart_timer = self.create_timer(0.0, self._autostart, callback_group=self._timer_cb)
+
+    # ================================================================== lifecycle
+    def _autostart(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("autostart: configure failed; fix the parameters above and restart")
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("autostart: activate failed")
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            cfg = build_config(parameters.read_all(self))
+            pipeline = mapping.pipeline_settings(cfg)
+        except ConfigError as e:
+            self.get_logger().error(f"invalid parameters: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self.cfg = cfg
+        if not self.core.configure(mapping.serving_settings(cfg), pipeline, lambda: mapping.open_backends(cfg)):
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f"configured: backend={cfg['backend']} tasks={list(cfg.tasks)} "
+                               f"camera={cfg['image_topic']} (+ {cfg['camera_info_topic']})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self.cfg is not None
+        if not self.core.activate():
+            return TransitionCallbackReturn.FAILURE
+        cfg = self.cfg
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg["qos_depth"],
+                         reliability=(ReliabilityPolicy.BEST_EFFORT if cfg["qos_reliability"] == "best_effort"
+                                      else ReliabilityPolicy.RELIABLE))
+        if cfg["use_compressed"]:
+            self._subs.append(self.create_subscription(CompressedImage, cfg["image_topic"] + "/compressed",
+                                                       self._on_compressed, qos, callback_group=self._camera_cb))
+        else:
+            self._subs.append(self.create_subscription(Image, cfg["image_topic"], self._on_image, qos,
+                                                       callback_group=self._camera_cb))
+        self._subs.append(self.create_subscription(CameraInfo, cfg["camera_info_topic"], self._on_info, qos,
+                                                   callback_group=self._camera_cb))
+        if cfg["vo.use_tf_static"]:
+            static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                    reliability=ReliabilityPolicy.RELIABLE)
+            self._subs.append(self.create_subscription(TFMessage, "/tf_static", self._on_tf_static, static_qos,
+                                                       callback_group=self._camera_cb))
+        if self.core.sparse is not None:
+            self._timers.append(self.create_timer(1.0 / cfg["sparse_depth.rate_hz"], self._sparse_tick,
+                                                  callback_group=self._timer_cb))
+        if self.core.vo is not None:
+            self._timers.append(self.create_timer(1.0 / cfg["vo.rate_hz"], self._vo_tick,
+                                                  callback_group=self._vo_cb))
+        self.get_logger().info("active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self.get_logger().info("inactive: subscriptions stopped, models released")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self.core.cleanup()
+        self.cfg = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop(self) -> None:
+        """Stop serving: no camera input or timers, models freed (the core answers NOT_READY)."""
+        self.core.active = False
+        for s in self._subs:
+            self.destroy_subscription(s)
+        for t in self._timers:
+            t.cancel()
+            self.destroy_timer(t)
+        self._subs, self._timers = [], []
+        self.core.deactivate()
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        result, reconfigure = parameters.check_changes(params)
+        if result.successful and reconfigure and self.cfg is not None:
+            self.get_logger().warning("model parameters take effect at the next configure (deactivate, cleanup, "
+                                      "configure, activate)")
+        return result
+
+    # ================================================================== camera
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.core.on_camera_info(cv.stamp_ns(msg.header.stamp), cv.camera_info_data(msg))
+
+    def _on_image(self, msg: Image) -> None:
+        max_px = self.core.max_image_pixels
+        self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id, lambda: cv.image_to_rgb(msg, max_px))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        def decode() -> np.ndarray:
+            bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ImageDecodeError(f"cannot decode compressed image (format {msg.format!r})")
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+        self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id, decode)
+
+    def _on_tf_static(self, msg: TFMessage) -> None:
+        self.core.on_tf_static([(t.header.frame_id, t.child_frame_id, cv.transform_matrix(t.transform))
+                                for t in msg.transforms])
+
+    # ================================================================== outputs
+    def _srv_reset(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        resp.success, resp.message = self.core.reset_odometry()
+        return resp
+
+    def _sparse_tick(self) -> None:
+        if self.core.sparse is not None and self.pub_cloud.get_subscription_count() > 0:
+            self.core.sparse.tick(self._publish_cloud)
+
+    def _publish_cloud(self, r: DepthResult, frame: Frame) -> None:
+        self.pub_cloud.publish(cv.pointcloud2(pack_points(r.points), frame.stamp_ns, frame.frame_id))
+
+    def _vo_tick(self) -> None:
+        if self.core.vo is not None:
+            self.core.vo.tick(self._publish_odom)
+
+    def _publish_odom(self, T: np.ndarray, stamp: int) -> None:
+        assert self.cfg is not None
+        cfg = self.cfg
+        header = Header(stamp=cv.to_time(stamp), frame_id=cfg["vo.odom_frame"])
+        tf = cv.transform_msg(T)
+        if cfg["vo.publish_tf"]:
+            self.pub_tf.publish(TFMessage(transforms=[TransformStamped(
+                header=header, child_frame_id=cfg["vo.base_frame"], transform=tf)]))
+        sp = cfg["vo.position_stddev_m"] ** 2
+        sr = np.radians(cfg["vo.rotation_stddev_deg"]) ** 2
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in T[:3, 3])
+        pose.orientation = tf.rotation
+        twist_cov = (np.eye(6) * 1e6).ravel().tolist()  # velocity is not estimated
+        self.pub_odom.publish(Odometry(header=header, child_frame_id=cfg["vo.base_frame"],
+                                       pose=PoseWithCovariance(pose=pose, covariance=np.diag(
+                                           [sp, sp, sp, sr, sr, sr]).ravel().tolist()),
+                                       twist=TwistWithCovariance(covariance=twist_cov)))
+
+    def _diagnostics(self) -> None:
+        h = self.core.health()
+        topic = self.cfg["image_topic"] if self.cfg else ""
+        st = DiagnosticStatus(name=f"{self.get_name()}: camera", hardware_id=topic, level=bytes([int(h.level)]),
+                              message=h.message,
+                              values=[KeyValue(key=str(k), value=str(v)) for k, v in h.values.items()])
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(arr)
+
+
+def main(args: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    rclpy.init(args=args)
+    node = PerceptionNode()
+    # Threads waiting on queued inference (queue size + 1 running) must leave room for the
+    # camera, timer and diagnostics callbacks and for calls answered at once (BUSY, invalid).
+    queue = int(node.get_parameter("inference_queue_size").value)
+    executor = MultiThreadedExecutor(num_threads=queue + 8)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.core.active = False
+        node.core.release_models()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,140 @@
+"""The perception services: for each task of the registry, its interface type and the handler that
+converts the request into a serving-core call and the core's reply into the response. Nothing is
+decided here; statuses, limits and messages come from vlm3_ros.serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from std_msgs.msg import Header
+
+from vlm3_ros.geometry.camera import CameraModel
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.msg import FrameSelector, Pixel, PointStatus
+from vlm3_ros.ros import conversions as cv
+from vlm3_ros.serving.core import FrameRef, PerceptionCore, Reply
+from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
+from vlm3_ros.tasks.common import Timings
+from vlm3_ros.tasks.corr import CorrResult
+from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.object import ObjectResult
+from vlm3_ros.tasks.pose import PoseResult
+from vlm3_ros.tasks.registry import TASKS
+
+
+def frame_ref(sel: FrameSelector, max_pixels: int) -> FrameRef:
+    def explicit() -> Frame:
+        rgb = cv.image_to_rgb(sel.image, max_pixels)
+        info = cv.camera_info_data(sel.camera_info)
+        return Frame(rgb, CameraModel.from_camera_info(info), cv.stamp_ns(sel.image.header.stamp),
+                     sel.image.header.frame_id or info.frame_id)
+
+    return FrameRef(int(sel.mode), cv.stamp_ns(sel.stamp), explicit if sel.mode == FrameSelector.EXPLICIT else None)
+
+
+def _pair(core: PerceptionCore, req: Any) -> tuple[FrameRef, FrameRef]:
+    return frame_ref(req.frame_a, core.max_image_pixels), frame_ref(req.frame_b, core.max_image_pixels)
+
+
+def _header(frame: Frame) -> Header:
+    return Header(stamp=cv.to_time(frame.stamp_ns), frame_id=frame.frame_id)
+
+
+def _finish(resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
+    """The response: ``fill(result)`` when the task ran, headers of the frames the request
+    resolved to, status, message and timings."""
+    if reply.result is not None:
+        fill(reply.result)
+    names = ("header_a", "header_b") if hasattr(resp, "header_a") else ("header",)
+    if len(reply.frames) == len(names):
+        for name, frame in zip(names, reply.frames, strict=True):
+            setattr(resp, name, _header(frame))
+    resp.success = reply.success
+    resp.status.code = int(reply.code)
+    resp.message = reply.message
+    resp.timing.total_s = reply.total_s
+    if reply.result is not None:
+        t: Timings = reply.result.timings
+        resp.timing.preprocess_s = t.preprocess_s
+        resp.timing.inference_s = t.inference_s
+        resp.timing.prompt_tokens = t.prompt_tokens
+        resp.timing.generated_tokens = t.generated_tokens
+    return resp
+
+
+def _points_status(codes: np.ndarray, reasons: list[str]) -> list[PointStatus]:
+    return [PointStatus(code=int(c), reason=r) for c, r in zip(codes, reasons, strict=True)]
+
+
+def _pixels(pixels: list[Pixel]) -> np.ndarray:
+    return np.array([[p.x, p.y] for p in pixels], dtype=np.float64).reshape(-1, 2)
+
+
+def get_depth(core: PerceptionCore, req: GetDepth.Request, resp: GetDepth.Response) -> GetDepth.Response:
+    def fill(r: DepthResult) -> None:
+        resp.depth = [float(v) for v in r.depth]
+        resp.points = [cv.point_msg(p) for p in r.points]
+        resp.point_status = _points_status(r.codes, r.reasons)
+        resp.raw_answers = r.raw
+
+    reply = core.get_depth(frame_ref(req.frame, core.max_image_pixels), _pixels(req.pixels), int(req.depth_type))
+    return _finish(resp, reply, fill)
+
+
+def estimate_pose(core: PerceptionCore, req: EstimatePose.Request,
+                  resp: EstimatePose.Response) -> EstimatePose.Response:
+    nan = float("nan")
+
+    def fill(r: PoseResult) -> None:
+        resp.raw_answers = list(r.raw.values())
+        resp.yaw_deg, resp.pitch_deg, resp.roll_deg = r.ypr_deg if r.ypr_deg else (nan, nan, nan)
+        resp.rotation_angle_deg = float(r.rotation_angle_deg) if r.rotation_angle_deg is not None else nan
+        resp.distance_m = float(r.distance_m) if r.distance_m is not None else nan
+        resp.metric = r.distance_m is not None
+        if r.direction is not None:
+            d = resp.translation_direction
+            d.x, d.y, d.z = (float(v) for v in r.direction)
+        if r.T_a_b is not None:
+            resp.transform_a_b = cv.transform_msg(r.T_a_b)
+
+    return _finish(resp, core.estimate_pose(*_pair(core, req), bool(req.with_distance)), fill)
+
+
+def find_correspondence(core: PerceptionCore, req: FindCorrespondence.Request,
+                        resp: FindCorrespondence.Response) -> FindCorrespondence.Response:
+    def fill(r: CorrResult) -> None:
+        resp.pixels_b = [Pixel(x=float(u), y=float(v)) for u, v in r.pixels_b]
+        resp.point_status = _points_status(r.codes, r.reasons)
+        resp.raw_answers = r.raw
+
+    return _finish(resp, core.find_correspondence(*_pair(core, req), _pixels(req.pixels_a)), fill)
+
+
+def object_query(core: PerceptionCore, req: ObjectQuery.Request, resp: ObjectQuery.Response) -> ObjectQuery.Response:
+    def fill(r: ObjectResult) -> None:
+        resp.prompt, resp.raw_answer = r.prompt, r.raw
+        a = r.answer
+        if a is not None:
+            resp.answer = a.text
+            resp.has_quantity = a.quantity is not None
+            resp.quantity = float(a.quantity) if a.quantity is not None else float("nan")
+            resp.unit = a.unit
+            resp.quantity_m = float(a.quantity_m) if a.quantity_m is not None else float("nan")
+            resp.has_yes_no = a.yes is not None
+            resp.yes = bool(a.yes)
+
+    boxes = np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in req.regions], dtype=np.float64).reshape(-1, 4)
+    return _finish(resp, core.object_query(frame_ref(req.frame, core.max_image_pixels), boxes, req.question), fill)
+
+
+Handler = Callable[[PerceptionCore, Any, Any], Any]
+SERVICES: dict[str, tuple[Any, Handler]] = {
+    "depth": (GetDepth, get_depth),
+    "pose": (EstimatePose, estimate_pose),
+    "corr": (FindCorrespondence, find_correspondence),
+    "object": (ObjectQuery, object_query),
+}
+assert set(SERVICES) == set(TASKS) and all(
+    SERVICES[n][0].__name__ == s.service_type for n, s in TASKS.items()), "a task of the registry has no service"

@@ -1,0 +1,4 @@
+"""The serving core, free of ROS: camera pairing and the frame cache, frame selection, task
+gating, the bounded inference worker with deadlines, the status roll-up of service replies, the
+sparse-depth and visual-odometry producers, and the health summary. ``vlm3_ros.ros`` only converts
+messages to and from it."""

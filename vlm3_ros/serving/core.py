@@ -1,0 +1,410 @@
+"""The perception node's logic without ROS: lifecycle of the models, camera ingest, frame
+selection, task gating, inference with deadlines on one worker, the status of every reply, the
+sparse-depth and odometry producers and the health summary.
+
+The ROS node (vlm3_ros.ros.perception_node) converts messages into the calls below and replies
+back into messages; everything it would otherwise decide is decided here, so it is tested
+in-process in milliseconds. Thread model: camera calls, service calls and producer ticks arrive on
+different executor threads; model work runs only on the worker thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from vlm3_ros.contract.question import Backend, BackendError
+from vlm3_ros.geometry.camera import CameraInfoData, CameraModelError
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.geometry.pose import pose_from_tq
+from vlm3_ros.inference.registry import close_backends
+from vlm3_ros.readers.image_codec import ImageDecodeError
+from vlm3_ros.serving.camera_sync import CameraSync
+from vlm3_ros.serving.log import Log
+from vlm3_ros.serving.producers import OdometryProducer, SparseDepthProducer
+from vlm3_ros.serving.settings import ServingSettings
+from vlm3_ros.serving.status import OUTCOME_STATUS, FrameNotFound, NotReady, StatusCode, TaskDisabled, status_of
+from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded, InferenceWorker
+from vlm3_ros.tasks.common import RequestError
+from vlm3_ros.tasks.corr import CorrResult
+from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.object import ObjectResult
+from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
+from vlm3_ros.tasks.pose import PoseResult
+
+R = TypeVar("R")
+
+
+class FrameMode(IntEnum):
+    """Mirrors vlm3_ros/msg/FrameSelector."""
+
+    LATEST = 0
+    BY_STAMP = 1
+    EXPLICIT = 2
+    KEYFRAME = 3
+
+
+# Mirrors GetDepth.Request's Z_DEPTH / RANGE constants.
+DEPTH_TYPE_CODES = {0: "z_depth", 1: "range"}
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Which frame a request is about. EXPLICIT carries a decoder of the request's own image
+    (run inside the reply's error handling, so a bad image becomes INVALID_REQUEST)."""
+
+    mode: int = FrameMode.LATEST
+    stamp_ns: int = 0
+    explicit: Callable[[], Frame] | None = None
+
+
+@dataclass
+class Reply(Generic[R]):
+    """One service reply: status, message, the task's result (None when it did not run) and the
+    frames the request resolved to (for the response headers)."""
+
+    code: StatusCode
+    message: str
+    result: R | None = None
+    frames: list[Frame] = field(default_factory=list)
+    total_s: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        return self.code == StatusCode.OK
+
+
+class HealthLevel(IntEnum):
+    """Mirrors diagnostic_msgs/DiagnosticStatus levels."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3
+
+
+@dataclass(frozen=True)
+class Health:
+    level: HealthLevel
+    message: str
+    values: dict[str, Any]
+
+
+class PerceptionCore:
+    def __init__(self, log: Log | None = None) -> None:
+        self.log = log or Log()
+        self.settings: ServingSettings | None = None
+        self.pipeline_settings: PipelineSettings | None = None
+        self._open_backends: Callable[[], dict[str, Backend]] | None = None
+        self.pipeline: Pipeline | None = None
+        self.backends: dict[str, Backend] = {}
+        self.worker: InferenceWorker | None = None
+        self.sync = CameraSync()
+        self.active = False
+        self._lock = threading.RLock()
+        self.stats: dict[str, float] = {"frames_received": 0, "sparse_published": 0, "sparse_skipped": 0,
+                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0}
+        self.last_frame_wall = time.monotonic()
+        self._T_base_cam_param = np.eye(4)
+        self._T_base_cam_static: np.ndarray | None = None
+        self.sparse: SparseDepthProducer | None = None
+        self.vo: OdometryProducer | None = None
+
+    # ================================================================== lifecycle
+    def configure(self, settings: ServingSettings, pipeline_settings: PipelineSettings,
+                  open_backends: Callable[[], dict[str, Backend]]) -> bool:
+        """Take the settings and load the models; False (with the reason logged) on failure."""
+        self.settings, self.pipeline_settings, self._open_backends = settings, pipeline_settings, open_backends
+        self.sync = CameraSync(tolerance_s=settings.stamp_tolerance_s, capacity=settings.frame_cache_size)
+        ext = settings.vo.extrinsic
+        self._T_base_cam_param = pose_from_tq(np.array(ext[:3]), np.array(ext[3:]))
+        return self.load_models()
+
+    def load_models(self) -> bool:
+        assert self.settings is not None and self._open_backends is not None and self.pipeline_settings is not None
+        t0 = time.monotonic()
+        try:
+            backends = self._open_backends()
+        except (BackendError, ValueError, OSError) as e:
+            self.log.error(f"cannot load the models: {e}")
+            return False
+        except Exception as e:  # a broken install raises anything; report it, do not crash
+            self.log.error(f"cannot load the models ({type(e).__name__}): {e}\n{traceback.format_exc()}")
+            return False
+        with self._lock:
+            self.backends = backends
+            self.pipeline = Pipeline(backends, self.pipeline_settings)
+            self.worker = InferenceWorker(max_queue=self.settings.queue_size)
+        names = sorted({b.name for b in backends.values()})
+        self.log.info(f"models ready in {time.monotonic() - t0:.1f}s: {names}")
+        if self.settings.backend == "ground_truth":
+            self.log.warning("backend ground_truth is a TEST DOUBLE answering from recorded ground truth")
+        return True
+
+    def activate(self) -> bool:
+        assert self.settings is not None
+        if self.pipeline is None and not self.load_models():
+            return False
+        s = self.settings
+        self.sparse = SparseDepthProducer(self, s.sparse) if s.sparse.rate_hz > 0 else None
+        self.vo = OdometryProducer(self, s.vo, self.T_base_cam()) if s.vo.enabled else None
+        self.last_frame_wall = time.monotonic()
+        self.active = True
+        return True
+
+    def deactivate(self) -> None:
+        """Stop serving: no new work, producers stopped, models freed (GPU memory)."""
+        self.active = False
+        self.sparse = None
+        self.vo = None
+        self.release_models()
+
+    def cleanup(self) -> None:
+        self.deactivate()
+        self.sync.clear()
+        self.settings = None
+
+    def release_models(self) -> None:
+        with self._lock:
+            worker, backends = self.worker, self.backends
+            self.worker, self.pipeline, self.backends = None, None, {}
+        if worker is not None:
+            worker.stop()
+        close_backends(backends)
+
+    # ================================================================== camera
+    @property
+    def max_image_pixels(self) -> int:
+        return self.settings.max_image_pixels if self.settings else 4096 * 4096
+
+    def on_camera_info(self, stamp_ns: int, info: CameraInfoData) -> None:
+        self.sync.add_camera_info(stamp_ns, info)
+
+    def on_image(self, stamp_ns: int, frame_id: str, decode: Callable[[], np.ndarray]) -> Frame | None:
+        """Decode (in the caller's thread) and cache; bad images are counted and logged."""
+        self.stats["frames_received"] += 1
+        self.last_frame_wall = time.monotonic()
+        try:
+            rgb = decode()
+        except (ImageDecodeError, ValueError) as e:
+            self.sync.stats.decode_errors += 1
+            self.sync.stats.last_error = str(e)
+            topic = self.settings.image_topic if self.settings else "?"
+            self.log.warning(f"dropping image from {topic}: {e}", throttle_s=5.0, key="decode")
+            return None
+        frame = self.sync.add_image(stamp_ns, frame_id, rgb)
+        if frame is None and self.sync.stats.last_error:
+            self.log.warning(f"image not usable: {self.sync.stats.last_error}", throttle_s=5.0, key="unusable")
+        return frame
+
+    def on_tf_static(self, transforms: list[tuple[str, str, np.ndarray]]) -> None:
+        """(parent, child, T_parent_child) edges of /tf_static: the base -> camera extrinsic."""
+        if self.settings is None:
+            return
+        latest = self.sync.latest()
+        cam_frame = latest.frame_id if latest else ""
+        for parent, child, T in transforms:
+            if parent == self.settings.vo.base_frame and (not cam_frame or child == cam_frame):
+                self._T_base_cam_static = T
+                self.log.info(f"camera extrinsic from /tf_static: {parent} -> {child}")
+                if self.vo is not None:
+                    self.vo.set_extrinsic(T)
+
+    def T_base_cam(self) -> np.ndarray:
+        return self._T_base_cam_static if self._T_base_cam_static is not None else self._T_base_cam_param
+
+    # ================================================================== frames
+    def select(self, ref: FrameRef) -> Frame:
+        assert self.settings is not None
+        s = self.settings
+        if ref.mode == FrameMode.LATEST:
+            f = self.sync.latest()
+            if f is None:
+                raise FrameNotFound(f"no usable frame yet from {s.image_topic} + {s.camera_info_topic} "
+                                    f"({self.sync_summary()})")
+            return f
+        if ref.mode == FrameMode.BY_STAMP:
+            f = self.sync.by_stamp(ref.stamp_ns)
+            if f is None:
+                stamps = self.sync.stamps()
+                span = (f"cache holds {len(stamps)} frames from {stamps[0] * 1e-9:.3f} to {stamps[-1] * 1e-9:.3f}"
+                        if stamps else "cache is empty")
+                raise FrameNotFound(f"no frame with stamp {ref.stamp_ns * 1e-9:.6f} (+-{s.stamp_tolerance_s}s); "
+                                    f"{span}")
+            return f
+        if ref.mode == FrameMode.EXPLICIT and ref.explicit is not None:
+            try:
+                return ref.explicit()
+            except (ImageDecodeError, CameraModelError) as e:
+                raise RequestError(f"explicit frame: {e}") from e
+        if ref.mode == FrameMode.KEYFRAME:
+            key = self.vo.keyframe if self.vo is not None else None
+            if key is None:
+                raise FrameNotFound("no visual-odometry keyframe yet (vo.enabled false, or no frame received)")
+            return key
+        raise RequestError(f"frame selector mode {ref.mode} is not one of LATEST=0, BY_STAMP=1, EXPLICIT=2, "
+                           "KEYFRAME=3")
+
+    def sync_summary(self) -> str:
+        s = self.sync.stats
+        return (f"images {s.images}, paired {s.paired_exact + s.paired_fallback}, without CameraInfo "
+                f"{s.no_camera_info}, bad CameraInfo {s.bad_camera_info}, undecodable {s.decode_errors}")
+
+    # ================================================================== requests
+    def submit(self, label: str, fn: Callable[[], R], timeout_s: float) -> concurrent.futures.Future:
+        with self._lock:
+            worker = self.worker
+        if not self.active or worker is None:
+            raise NotReady("node is not active (configuring, loading models, or deactivated)")
+        return worker.submit(fn, timeout_s, label)
+
+    def infer(self, label: str, fn: Callable[[Pipeline], R]) -> R:
+        """Run ``fn(pipeline)`` on the worker and wait, up to request_timeout_s."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            raise NotReady("node is not active (configuring, loading models, or deactivated)")
+        timeout = self.settings.request_timeout_s if self.settings else 60.0
+        fut = self.submit(label, lambda: fn(pipeline), timeout)
+        try:
+            return fut.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise DeadlineExceeded(f"{label} did not finish within request_timeout_s={timeout}") from None
+
+    def _check_task(self, task: str) -> None:
+        if not self.active or self.settings is None:
+            raise NotReady("node is not active (configuring, loading models, or deactivated)")
+        if task not in self.settings.tasks:
+            raise TaskDisabled(f"task '{task}' is disabled (enabled_tasks={list(self.settings.tasks)})")
+
+    def serve(self, name: str, task: str, body: Callable[[list[Frame]], Any]) -> Reply:
+        """Run one request: gate the task, run ``body`` (which appends the frames it resolved and
+        returns the task's result), and turn the result or any error into one status."""
+        t0 = time.monotonic()
+        reply: Reply = Reply(StatusCode.OK, "ok")
+        try:
+            self._check_task(task)
+            reply.result = body(reply.frames)
+            outcome, reply.message = reply.result.outcome()
+            reply.code = OUTCOME_STATUS[outcome]
+        except Exception as e:  # every error becomes a status; none may crash the node
+            known = status_of(e)
+            if known is not None:
+                reply.code, reply.message = known, str(e)
+            else:
+                reply.code, reply.message = StatusCode.BACKEND_ERROR, f"internal error {type(e).__name__}: {e}"
+                self.log.error(f"{name}: {reply.message}\n{traceback.format_exc()}")
+        reply.total_s = time.monotonic() - t0
+        if reply.code != StatusCode.OK:
+            self.log.info(f"{name}: status {int(reply.code)}: {reply.message}", throttle_s=1.0, key=f"status-{name}")
+        return reply
+
+    def get_depth(self, ref: FrameRef, pixels: np.ndarray, depth_type: int) -> Reply[DepthResult]:
+        def body(frames: list[Frame]) -> DepthResult:
+            frame = self.select(ref)
+            frames.append(frame)
+            if depth_type not in DEPTH_TYPE_CODES:
+                raise RequestError(f"depth_type {depth_type} must be Z_DEPTH=0 or RANGE=1")
+            px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
+            kind = DEPTH_TYPE_CODES[depth_type]
+            return self.infer("get_depth", lambda p: p.depth(frame, px, kind))  # type: ignore[arg-type]
+
+        return self.serve("get_depth", "depth", body)
+
+    def estimate_pose(self, ref_a: FrameRef, ref_b: FrameRef, with_distance: bool) -> Reply[PoseResult]:
+        def body(frames: list[Frame]) -> PoseResult:
+            fa, fb = self.select(ref_a), self.select(ref_b)
+            frames += [fa, fb]
+            return self.infer("estimate_pose", lambda p: p.pose(fa, fb, with_distance))
+
+        return self.serve("estimate_pose", "pose", body)
+
+    def find_correspondence(self, ref_a: FrameRef, ref_b: FrameRef, pixels_a: np.ndarray) -> Reply[CorrResult]:
+        def body(frames: list[Frame]) -> CorrResult:
+            fa, fb = self.select(ref_a), self.select(ref_b)
+            frames += [fa, fb]
+            px = np.asarray(pixels_a, dtype=np.float64).reshape(-1, 2)
+            return self.infer("find_correspondence", lambda p: p.corr(fa, fb, px))
+
+        return self.serve("find_correspondence", "corr", body)
+
+    def object_query(self, ref: FrameRef, boxes: np.ndarray, question: str) -> Reply[ObjectResult]:
+        def body(frames: list[Frame]) -> ObjectResult:
+            assert self.settings is not None
+            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+            if len(b) > self.settings.max_regions:
+                raise RequestError(f"{len(b)} regions; the maximum is {self.settings.max_regions}")
+            if len(question) > self.settings.max_question_chars:
+                raise RequestError(f"question has {len(question)} characters; the maximum is "
+                                   f"{self.settings.max_question_chars}")
+            frame = self.select(ref)
+            frames.append(frame)
+            return self.infer("object_query", lambda p: p.object(frame, b, question))
+
+        return self.serve("object_query", "object", body)
+
+    def reset_odometry(self) -> tuple[bool, str]:
+        if self.vo is None:
+            return False, "visual odometry is not running (vo.enabled false or node inactive)"
+        self.vo.reset()
+        return True, "odometry reset: the next frame is the new origin"
+
+    # ================================================================== producers
+    def run_in_background(self, label: str, fn: Callable[[Pipeline], R], timeout_s: float, busy: threading.Event,
+                          skipped: str, on_result: Callable[[R], None]) -> None:
+        """Queue a producer's job without waiting; one at a time per producer (``busy``); a full
+        queue or a failure skips this tick (counted in ``stats[skipped]``) instead of piling up."""
+        pipeline = self.pipeline
+        try:
+            fut = self.submit(label, lambda: fn(pipeline), timeout_s) if pipeline is not None else None
+        except (BackendBusy, NotReady):
+            fut = None
+        if fut is None:
+            self.stats[skipped] += 1
+            return
+        busy.set()
+
+        def done(f: concurrent.futures.Future) -> None:
+            busy.clear()
+            try:
+                r = f.result()
+            except Exception as e:
+                self.stats[skipped] += 1
+                self.log.warning(f"{label} skipped: {e}", throttle_s=5.0, key=f"skip-{label}")
+                return
+            on_result(r)
+
+        fut.add_done_callback(done)
+
+    # ================================================================== health
+    def health(self) -> Health:
+        s = self.settings
+        silent = time.monotonic() - self.last_frame_wall
+        stats = self.sync.stats
+        if not self.active or s is None:
+            level, message = HealthLevel.STALE, "inactive"
+        elif silent > s.camera_timeout_s:
+            level = HealthLevel.WARN
+            message = (f"no image on {s.image_topic} for {silent:.1f}s; check the topic name, the driver and the QoS "
+                       "(qos_reliability)")
+            self.log.warning(message, throttle_s=10.0, key="silent")
+        elif stats.images and not (stats.paired_exact + stats.paired_fallback):
+            level = HealthLevel.WARN
+            message = f"images arrive but none pairs with {s.camera_info_topic}: {stats.last_error}"
+            self.log.warning(message, throttle_s=10.0, key="unpaired")
+        else:
+            level, message = HealthLevel.OK, "receiving"
+        values: dict[str, Any] = {**stats.as_dict(), **self.stats}
+        worker = self.worker
+        if worker is not None:
+            values.update({f"queue_{k}": v for k, v in worker.stats.items()})
+            values["queue_waiting"] = worker.queued()
+        return Health(level, message, values)

@@ -1,0 +1,113 @@
+"""Work the node does on its own, on timers: the sparse depth cloud of the latest frame and keyframe
+visual odometry. Each tick queues at most one job on the inference worker (a tick that finds its
+previous job still running is skipped and counted), and hands the result to a publish callback
+the ROS layer supplies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.geometry.odometry import KeyframeOdometry
+from vlm3_ros.serving.settings import OdometrySettings, SparseDepthSettings
+from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.pose import PoseResult
+
+if TYPE_CHECKING:
+    from vlm3_ros.serving.core import PerceptionCore
+
+
+class SparseDepthProducer:
+    """Depth at a fixed pixel pattern of each new frame, ``publish(result, frame)``."""
+
+    def __init__(self, core: PerceptionCore, settings: SparseDepthSettings) -> None:
+        self.core = core
+        self.settings = settings
+        self._busy = threading.Event()
+        self._last_stamp = -1
+
+    def tick(self, publish: Callable[[DepthResult, Frame], None]) -> None:
+        core = self.core
+        if not core.active:
+            return
+        frame = core.sync.latest()
+        if frame is None or frame.stamp_ns == self._last_stamp:
+            return
+        if self._busy.is_set():
+            core.stats["sparse_skipped"] += 1
+            return
+        px = self.settings.pixels_for(frame.camera.width, frame.camera.height)
+        depth_type = self.settings.depth_type
+        self._last_stamp = frame.stamp_ns
+
+        def on_result(r: DepthResult) -> None:
+            if not core.active:
+                return  # deactivated while the job ran: publish nothing
+            publish(r, frame)
+            core.stats["sparse_published"] += 1
+
+        core.run_in_background("sparse_depth", lambda p: p.depth(frame, px, depth_type),  # type: ignore[arg-type]
+                               1.0 / self.settings.rate_hz + 1.0, self._busy, "sparse_skipped", on_result)
+
+
+class OdometryProducer:
+    """Keyframe VO: each new frame's pose against the keyframe, chained into odom -> base and
+    handed to ``publish(T_odom_base, stamp_ns)``."""
+
+    def __init__(self, core: PerceptionCore, settings: OdometrySettings, T_base_cam: np.ndarray) -> None:
+        self.core = core
+        self.settings = settings
+        self.odom = KeyframeOdometry(T_base_cam, settings.policy)
+        self.keyframe: Frame | None = None
+        self._busy = threading.Event()
+        self._last_stamp = -1
+
+    def set_extrinsic(self, T_base_cam: np.ndarray) -> None:
+        self.odom.T_base_cam = T_base_cam
+
+    def reset(self) -> None:
+        self.odom.reset()
+        self.keyframe = None
+        self._last_stamp = -1
+
+    def tick(self, publish: Callable[[np.ndarray, int], None]) -> None:
+        core = self.core
+        if not core.active:
+            return
+        frame = core.sync.latest()
+        if frame is None or frame.stamp_ns <= self._last_stamp:
+            return
+        if self.keyframe is None:
+            self.keyframe = frame
+            self._last_stamp = frame.stamp_ns
+            st = self.odom.start(frame.stamp_ns)
+            publish(st.T_odom_base, frame.stamp_ns)
+            return
+        if self._busy.is_set():
+            core.stats["vo_skipped"] += 1
+            return
+        key = self.keyframe
+        self._last_stamp = frame.stamp_ns
+
+        def integrate(r: PoseResult) -> None:
+            if not core.active:
+                return
+            T = r.T_a_b
+            if T is not None and r.distance_m is None:
+                T = None  # a unit direction has no scale: do not integrate it
+            st = self.odom.update(frame.stamp_ns, T)
+            if st is None:
+                core.stats["vo_failures"] += 1
+                core.log.warning(f"VO answer not usable: {r.reasons}", throttle_s=5.0, key="vo-unusable")
+                return
+            core.stats["vo_updates"] += 1
+            if st.keyframe_stamp_ns == frame.stamp_ns:
+                self.keyframe = frame
+            publish(st.T_odom_base, frame.stamp_ns)
+
+        core.run_in_background("vo", lambda p: p.pose(key, frame, True), 2.0 / self.settings.rate_hz + 1.0,
+                               self._busy, "vo_skipped", integrate)

@@ -1,0 +1,112 @@
+"""One inference worker thread with a bounded queue and a per-job deadline.
+
+Why: the model is one device resource and must not run in a ROS callback that has to keep up
+with the camera. Service callbacks submit jobs here and wait on a future; when the queue is full
+they get :class:`BackendBusy` at once (the node answers BUSY), and a job whose deadline passed
+while it waited is dropped with :class:`DeadlineExceeded` instead of being run stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlm3_ros.contract.question import BackendError
+
+LOG = logging.getLogger(__name__)
+
+
+class BackendBusy(BackendError):
+    """The inference queue is full; retry later."""
+
+
+class DeadlineExceeded(BackendError):
+    """The work was dropped because its deadline passed before it ran."""
+
+
+@dataclass(order=True)
+class _Job:
+    seq: int
+    fn: Callable[[], Any] = field(compare=False)
+    future: Future = field(compare=False)
+    deadline: float = field(compare=False)
+    submitted: float = field(compare=False)
+    label: str = field(compare=False, default="")
+
+
+class InferenceWorker:
+    def __init__(self, max_queue: int = 8, name: str = "vlm3-inference") -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be >= 1")
+        self._q: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.stats = {"submitted": 0, "completed": 0, "failed": 0, "busy": 0, "expired": 0}
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], Any], timeout_s: float, label: str = "") -> Future:
+        """Queue ``fn``; raise BackendBusy when full. The job is dropped if not started in ``timeout_s``."""
+        if self._stopped.is_set():
+            raise BackendBusy("the inference worker is stopped")
+        fut: Future = Future()
+        now = time.monotonic()
+        with self._lock:
+            self._seq += 1
+            job = _Job(self._seq, fn, fut, now + timeout_s, now, label)
+        try:
+            self._q.put_nowait(job)
+        except queue.Full:
+            self.stats["busy"] += 1
+            raise BackendBusy(f"inference queue full ({self._q.maxsize} jobs waiting); retry later") from None
+        self.stats["submitted"] += 1
+        return fut
+
+    def queued(self) -> int:
+        return self._q.qsize()
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            if not job.future.set_running_or_notify_cancel():
+                continue
+            waited = time.monotonic() - job.submitted
+            if time.monotonic() > job.deadline:
+                self.stats["expired"] += 1
+                job.future.set_exception(DeadlineExceeded(
+                    f"dropped {job.label or 'job'} after waiting {waited:.2f}s in the queue (deadline passed)"))
+                continue
+            try:
+                result = job.fn()
+            except BaseException as e:  # the future carries it to the caller; the worker lives on
+                self.stats["failed"] += 1
+                job.future.set_exception(e)
+            else:
+                self.stats["completed"] += 1
+                job.future.set_result(result)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Fail what is still queued, let the running job finish, end the thread."""
+        self._stopped.set()
+        while True:
+            try:
+                job = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(BackendBusy("the inference worker stopped before this job ran"))
+        self._q.put(None)
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()

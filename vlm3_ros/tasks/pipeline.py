@@ -1,0 +1,78 @@
+"""The tasks end to end against per-task backends: frames + requests in, metric results out.
+Used by the node's serving core, the rosbag evaluation and the benchmarks alike (one copy of the
+logic); its settings come from vlm3_ros.params.mapping for all three."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vlm3_ros.contract.prompts import PromptSet
+from vlm3_ros.contract.question import Backend, BackendError
+from vlm3_ros.geometry.backproject import DepthType
+from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.geometry.unify import UnifiedView, UnifyConfig, plan, render
+from vlm3_ros.tasks import corr, depth, object, pose
+from vlm3_ros.tasks.registry import TASKS
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything that shapes what the model sees and how answers are read."""
+
+    unify: dict[str, UnifyConfig] = field(default_factory=lambda: {n: s.unify for n, s in TASKS.items()})
+    prompts: PromptSet = field(default_factory=PromptSet)
+    max_new_tokens: dict[str, int] = field(default_factory=lambda: {n: s.max_new_tokens for n, s in TASKS.items()})
+    model_depth_type: DepthType = "range"
+    max_points: int = 256
+    render_cache: int = 16
+
+
+class Pipeline:
+    """Runs the tasks against per-task backends. Concurrent callers must serialise through their
+    own worker (the node runs it on one inference thread); the render cache itself is locked."""
+
+    def __init__(self, backends: dict[str, Backend], settings: PipelineSettings | None = None) -> None:
+        self.backends = backends
+        self.settings = settings or PipelineSettings()
+        self._renders: OrderedDict[tuple, tuple[UnifiedView, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def backend(self, task: str) -> Backend:
+        b = self.backends.get(task)
+        if b is None:
+            raise BackendError(f"task '{task}' is not enabled (no model configured for it)")
+        return b
+
+    def unified(self, task: str, frame: Frame) -> tuple[UnifiedView, np.ndarray]:
+        """The unified view and image of ``frame`` for ``task`` (small LRU: repeated queries on a
+        frame do not resize again)."""
+        key = (task, frame.stamp_ns, frame.frame_id, frame.image.shape, id(frame.image))
+        with self._lock:
+            hit = self._renders.get(key)
+            if hit is not None:
+                self._renders.move_to_end(key)
+                return hit
+        cfg = self.settings.unify[task]
+        view = plan(frame.camera, cfg)
+        img = render(frame.image, view, cfg.interpolation)
+        with self._lock:
+            self._renders[key] = (view, img)
+            while len(self._renders) > self.settings.render_cache:
+                self._renders.popitem(last=False)
+        return view, img
+
+    def depth(self, frame: Frame, pixels: np.ndarray, depth_type: DepthType = "z_depth") -> depth.DepthResult:
+        return depth.run(self, frame, pixels, depth_type)
+
+    def pose(self, frame_a: Frame, frame_b: Frame, with_distance: bool = True) -> pose.PoseResult:
+        return pose.run(self, frame_a, frame_b, with_distance)
+
+    def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> corr.CorrResult:
+        return corr.run(self, frame_a, frame_b, pixels_a)
+
+    def object(self, frame: Frame, boxes: np.ndarray, question: str) -> object.ObjectResult:
+        return object.run(self, frame, boxes, question)
