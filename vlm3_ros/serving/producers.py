@@ -7,24 +7,36 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.odometry import KeyframeOdometry
+from vlm3_ros.serving.camera_sync import CameraSync
+from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.settings import OdometrySettings, SparseDepthSettings
 from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.pipeline import Pipeline
 from vlm3_ros.tasks.pose import PoseResult
 
-if TYPE_CHECKING:
-    from vlm3_ros.serving.core import PerceptionCore
+
+class ProducerHost(Protocol):
+    """What a producer needs from the serving core that runs it."""
+
+    active: bool
+    sync: CameraSync
+    stats: dict[str, float]
+    log: Log
+
+    def run_in_background(self, label: str, fn: Callable[[Pipeline], Any], timeout_s: float,
+                          busy: threading.Event, skipped: str, on_result: Callable[[Any], None]) -> None: ...
 
 
 class SparseDepthProducer:
     """Depth at a fixed pixel pattern of each new frame, ``publish(result, frame)``."""
 
-    def __init__(self, core: PerceptionCore, settings: SparseDepthSettings) -> None:
+    def __init__(self, core: ProducerHost, settings: SparseDepthSettings) -> None:
         self.core = core
         self.settings = settings
         self._busy = threading.Event()
@@ -58,7 +70,7 @@ class OdometryProducer:
     """Keyframe VO: each new frame's pose against the keyframe, chained into odom -> base and
     handed to ``publish(T_odom_base, stamp_ns)``."""
 
-    def __init__(self, core: PerceptionCore, settings: OdometrySettings, T_base_cam: np.ndarray) -> None:
+    def __init__(self, core: ProducerHost, settings: OdometrySettings, T_base_cam: np.ndarray) -> None:
         self.core = core
         self.settings = settings
         self.odom = KeyframeOdometry(T_base_cam, settings.policy)

@@ -7,16 +7,14 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Answer, Backend, Question
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.unify import UnifiedView
-
-if TYPE_CHECKING:
-    from vlm3_ros.tasks.pipeline import PipelineSettings
 
 
 class PointCode(IntEnum):
@@ -55,10 +53,27 @@ class Timings:
         self.generated_tokens += sum(a.generated_tokens for a in answers)
 
 
+class TaskSettings(Protocol):
+    """What a task reads of the pipeline's settings (vlm3_ros.tasks.pipeline.PipelineSettings)."""
+
+    @property
+    def prompts(self) -> PromptSet: ...
+
+    @property
+    def max_new_tokens(self) -> dict[str, int]: ...
+
+    @property
+    def model_depth_type(self) -> str: ...
+
+    @property
+    def max_points(self) -> int: ...
+
+
 class TaskContext(Protocol):
     """What a task needs from the pipeline that runs it."""
 
-    settings: PipelineSettings
+    @property
+    def settings(self) -> TaskSettings: ...
 
     def backend(self, task: str) -> Backend: ...
 
@@ -71,7 +86,7 @@ class TaskRun:
     key of the images its questions show."""
 
     backend: Backend
-    settings: PipelineSettings
+    settings: TaskSettings
     timings: Timings
     t0: float
     key: Hashable
