@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Source this to get the environment vlm3_ros's setup built: the virtual environment, the ament
-# prefixes of the ROS 2 wheels, the colcon install of vlm3_ros, DDS kept on loopback and the model
-# hub switched off.  Usage: source scripts/env.sh
+# prefixes of the ROS 2 wheels, the colcon install of vlm3_ros, and the model hub switched off.
+#   source scripts/env.sh              on a robot: DDS settings stay yours (ROS_DOMAIN_ID,
+#                                      RMW_IMPLEMENTATION, discovery range, Fast DDS profiles)
+#   source scripts/env.sh --loopback   tests and CI: DDS on this machine only (loopback profile)
 # colcon's and venv's setup scripts read unset variables: relax nounset while sourcing them.
 _vlm3_nounset="$(set +o | grep nounset)"
 set +u
@@ -29,8 +31,11 @@ if [ -f "${VLM3_ROOT}/.ws/install/setup.bash" ]; then
 fi
 
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export FASTDDS_DEFAULT_PROFILES_FILE="${VLM3_ROOT}/config/fastdds_loopback.xml"
+if [ "${1:-}" = "--loopback" ]; then
+  # Only for tests and CI: other machines can neither see nor disturb these nodes.
+  export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+  export FASTDDS_DEFAULT_PROFILES_FILE="${VLM3_ROOT}/config/fastdds_loopback.xml"
+fi
 export HF_HUB_OFFLINE=1
 export HF_HUB_DISABLE_UPDATE_CHECK=1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS=1

@@ -13,7 +13,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/setup.sh" --no-demo
 # shellcheck disable=SC1091
-source "$root/scripts/env.sh"
+source "$root/scripts/env.sh" --loopback
 echo "[test] ruff check"
 ruff check .
 echo "[test] pytest"

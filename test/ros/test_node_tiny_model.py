@@ -82,6 +82,33 @@ def test_pose_corr_object_run_end_to_end(tiny_node) -> None:
     assert s.status.code == Status.PARSE_FAILURE or (s.has_quantity or s.has_yes_no)
 
 
+def test_diagnostics_warn_when_most_answers_do_not_parse(tiny_node) -> None:
+    """The untrained model's answers never parse: /diagnostics says so as a WARN, with the counts."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from vlm3_ros.msg import FrameSelector, Pixel
+    from vlm3_ros.srv import GetDepth
+
+    _, c, n = tiny_node
+    c.call(c.depth, GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=10.0 + 40 * i, y=30.0) for i in range(8)]))
+    diags: list = []
+    sub = n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 20)
+
+    def requests_status():
+        return next((st for arr in reversed(diags) for st in arr.status
+                     if st.hardware_id == "/tiny/image" and st.name.endswith(": requests")), None)
+
+    deadline = time.monotonic() + 10
+    while requests_status() is None and time.monotonic() < deadline:
+        rclpy.spin_once(n, timeout_sec=0.1)
+    n.destroy_subscription(sub)
+    st = requests_status()
+    assert st is not None and st.level == DiagnosticStatus.WARN and "did not parse" in st.message
+    vals = {kv.key: kv.value for kv in st.values}
+    assert float(vals["parse_failure_share"]) == 1.0 and int(vals["replies_parse_failure"]) >= 1
+
+
 def test_lifecycle_transitions_while_serving(tiny_node) -> None:
     import rclpy
     from lifecycle_msgs.msg import Transition

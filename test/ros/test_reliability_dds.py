@@ -195,15 +195,34 @@ def test_bad_model_path_fails_configure_clearly_and_recovers(rclpy_context, tiny
 @pytest.mark.ros
 @pytest.mark.slow
 def test_missing_model_directory_is_named(rclpy_context, tmp_path) -> None:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
     from vlm3_ros.tools.processes import NodeProcess
 
     node = NodeProcess("vlm3_ros.ros.perception_node", [
         "--ros-args", "-r", "__ns:=/fault2", "-p", "backend:=transformers", "-p", "enabled_tasks:=[depth]",
         "-p", "model.depth_path:=/nonexistent/VLM3-depth", "-p", "vo.enabled:=false",
         "-p", "sparse_depth.rate_hz:=0.0", "-p", "image_topic:=/fault2/image"], log_dir=tmp_path).start()
+    n = rclpy.create_node("vlm3_fault2_diag")
+    diags: list = []
+    n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 20)
     try:
         node.wait_for_log("autostart: configure failed", timeout=120)
         assert "'/nonexistent/VLM3-depth' is not a directory" in node.log_text()
         assert node.proc is not None and node.proc.poll() is None
+
+        def models_status():
+            return next((st for arr in reversed(diags) for st in arr.status
+                         if st.hardware_id == "/fault2/image" and st.name.endswith(": models")
+                         and st.level == DiagnosticStatus.ERROR),
+                        None)
+
+        deadline = time.monotonic() + 10
+        while models_status() is None and time.monotonic() < deadline:
+            rclpy.spin_once(n, timeout_sec=0.1)
+        st = models_status()
+        assert st is not None and "is not a directory" in st.message  # the configure failure, as an ERROR
     finally:
+        n.destroy_node()
         node.stop()

@@ -180,7 +180,8 @@ def test_visual_odometry_reproduces_ground_truth_trajectory(gt_world, bag_truth)
     _, rec = gt_world
     images, _, traj = bag_truth
     odoms = rec.get(f"{NODE}/odom")
-    tfs = [t for m in rec.get("/tf") for t in m.transforms if t.child_frame_id == "base_link"]
+    tfs = [t for m in rec.get("/tf") for t in m.transforms
+           if t.child_frame_id == "base_link" and t.header.frame_id == "odom"]
     assert len(odoms) >= 4 and len(tfs) == len(odoms)
     assert all(o.header.frame_id == "odom" and o.child_frame_id == "base_link" for o in odoms)
     first = odoms[0].header.stamp.sec * 10**9 + odoms[0].header.stamp.nanosec

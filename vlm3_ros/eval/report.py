@@ -30,13 +30,31 @@ def versions() -> dict[str, str]:
     return out
 
 
+def backend_label(report: dict[str, Any]) -> str:
+    """What answered, said plainly: a test double and an untrained checkpoint are named as such."""
+    backend = str(report.get("config", {}).get("backend", "?"))
+    params = report.get("parameters", {})
+    if backend == "ground_truth":
+        return "ground_truth (TEST DOUBLE: answers read from the recorded ground truth, not a model)"
+    if backend.startswith("through-ros"):
+        return f"{backend} (the node's own backend)"
+    if backend == "transformers":
+        paths = sorted({str(params.get(f"model.{t}_path", "")) for t in params.get("enabled_tasks", [])} - {""})
+        untrained = []
+        for path in paths:
+            marker = Path(path) / "vlm3_ros_test_checkpoint.json"
+            if marker.is_file() and not json.loads(marker.read_text()).get("trained", True):
+                untrained.append(path)
+        names = ", ".join(Path(x).name for x in paths)
+        return f"transformers: {names}" + (" (UNTRAINED test checkpoint: its answers are noise)" if untrained else "")
+    return backend
+
+
 def write_report(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     clean = {**report, "sequences": [{k: v for k, v in s.items() if k != "_raw"} for s in report["sequences"]]}
     (out / "report.json").write_text(json.dumps(clean, indent=2, default=float))
-    lines = ["# vlm3_ros evaluation", "", f"backend: `{report['config']['backend']}`"
-             + ("  **(TEST DOUBLE: answers from recorded ground truth)**" if report["config"]["backend"] ==
-                "ground_truth" else ""), ""]
+    lines = ["# vlm3_ros evaluation", "", f"backend: **{backend_label(report)}**", ""]
     lines += ["| sequence | depth delta1 (DepthLM) | delta1 (VLM3, valid only) | parse failures | AbsRel | "
               "pose AUC@5/15/30 | corr EPE px | PCK@3 | VO ATE m |", "|---|---|---|---|---|---|---|---|---|"]
     for s in report["sequences"]:
@@ -71,6 +89,8 @@ def plots(report: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    who = backend_label(report)
+
     preds = np.array([p if p is not None else np.nan for s in report["sequences"]
                       for p in s["_raw"].get("depth", {}).get("pred", [])], dtype=np.float64)
     gts = np.array([g for s in report["sequences"] for g in s["_raw"].get("depth", {}).get("gt", [])])
@@ -88,6 +108,7 @@ def plots(report: dict[str, Any], out: Path) -> None:
         rel = (preds[ok] - gts[ok]) / gts[ok]
         ax[1].hist(rel, bins=40)
         ax[1].set(xlabel="relative error (pred - gt) / gt", ylabel="points", title="depth error histogram")
+        fig.suptitle(who, fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "depth_scatter.png", dpi=110)
         plt.close(fig)
@@ -100,9 +121,11 @@ def plots(report: dict[str, Any], out: Path) -> None:
         # camera optical frame of the first image: x right, z forward -> top view
         ax.plot(g[:, 0], g[:, 2], "k-o", ms=4, label="ground truth")
         ax.plot(e[:, 0], e[:, 2], "r--x", ms=5, label=f"VO (ATE {t['ate_rmse_m'] * 100:.1f} cm)")
-        ax.set(xlabel="x (right) [m]", ylabel="z (forward) [m]", title=f"{s['name']}: trajectory, top view")
+        ax.set(xlabel="x (right) [m]", ylabel="z (forward) [m]",
+               title=f"{s['name']}: trajectory in the x-z plane\nof the first camera's optical frame (top view)")
         ax.axis("equal")
         ax.legend()
+        fig.suptitle(who, fontsize=8)
         fig.tight_layout()
         fig.savefig(out / f"trajectory_{s['name']}.png", dpi=110)
         plt.close(fig)

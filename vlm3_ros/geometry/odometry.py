@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlm3_ros.geometry.pose import change_frame, rotation_angle_deg
+from vlm3_ros.geometry.pose import change_frame, invert, rotation_angle_deg
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,23 @@ class KeyframeOdometry:
             self.stamp_ns = stamp_ns
             return OdometryState(stamp_ns, self.T_odom_base.copy(), stamp_ns, self.updates)
 
-    def update(self, stamp_ns: int, T_k_c: np.ndarray | None) -> OdometryState | None:
-        """Integrate one relative-pose answer; None (counted) when the answer failed."""
+    def update(self, stamp_ns: int, T_k_c: np.ndarray | None, T_base_cam_key: np.ndarray | None = None,
+               T_base_cam_cur: np.ndarray | None = None) -> OdometryState | None:
+        """Integrate one relative-pose answer; None (counted) when the answer failed. With a
+        moving camera joint give the extrinsic at the keyframe and at the current frame (else the
+        rigid ``T_base_cam``): T_bk_bc = T_base_cam_key T_k_c T_base_cam_cur^-1."""
         with self._lock:
             if self.keyframe_stamp_ns is None:
                 raise RuntimeError("call start() with the first frame before update()")
             if T_k_c is None:
                 self.failures += 1
                 return None
-            T_bk_bc = change_frame(T_k_c, self.T_base_cam)
+            if T_base_cam_key is None and T_base_cam_cur is None:
+                T_bk_bc = change_frame(T_k_c, self.T_base_cam)
+            else:
+                E_k = self.T_base_cam if T_base_cam_key is None else T_base_cam_key
+                E_c = self.T_base_cam if T_base_cam_cur is None else T_base_cam_cur
+                T_bk_bc = E_k @ T_k_c @ invert(E_c)
             self.T_odom_base = self.T_odom_key @ T_bk_bc
             self.stamp_ns = stamp_ns
             self.updates += 1

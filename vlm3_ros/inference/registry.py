@@ -42,7 +42,11 @@ def open_backends(kind: str, configs: Mapping[str, Hashable]) -> dict[str, Backe
     try:
         for task, cfg in configs.items():
             if cfg not in opened:
-                opened[cfg] = BACKENDS[kind].open(cfg)
+                try:
+                    opened[cfg] = BACKENDS[kind].open(cfg)
+                except BackendError as e:
+                    tasks = [t for t, c in configs.items() if c == cfg]
+                    raise BackendError(f"{kind} backend of task(s) {', '.join(tasks)}: {e}") from e
             out[task] = opened[cfg]
     except Exception:
         close_backends(out | {f"_{i}": b for i, b in enumerate(opened.values())})
@@ -67,7 +71,13 @@ def _open_transformers(cfg: Any) -> Backend:
 def _open_remote(cfg: Any) -> Backend:
     from vlm3_ros.inference.remote import RemoteBackend
 
-    return RemoteBackend(cfg)
+    backend = RemoteBackend(cfg)
+    try:
+        backend.check()  # fail at configure with the reason, not at the first request
+    except Exception:
+        backend.close()
+        raise
+    return backend
 
 
 def _open_ground_truth(cfg: Any) -> Backend:

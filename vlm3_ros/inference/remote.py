@@ -62,6 +62,31 @@ class RemoteBackend:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def check(self, timeout_s: float = 10.0) -> list[str]:
+        """Health check at configure: ``GET {url}/models`` must answer, and list ``model`` when the
+        server lists any (vLLM and SGLang list their served names; ``transformers serve`` lists
+        none). Returns the listed ids; raises BackendError saying what to fix."""
+        req = urllib.request.Request(self.cfg.url.rstrip("/") + "/models", method="GET")
+        if self.cfg.api_key:
+            req.add_header("Authorization", f"Bearer {self.cfg.api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=min(timeout_s, self.cfg.timeout_s)) as resp:
+                data = json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            raise BackendError(f"server {self.cfg.url} answered HTTP {e.code} to GET /models: is it an "
+                               "OpenAI-compatible server, and is the API key right?") from e
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+            raise BackendError(f"server {self.cfg.url} is unreachable ({getattr(e, 'reason', e)}): start it "
+                               "(docs/engine.md has the vllm/sglang commands) or fix remote.url / "
+                               "remote.<task>_url") from e
+        except json.JSONDecodeError as e:
+            raise BackendError(f"server {self.cfg.url} answered GET /models with malformed JSON: {e}") from e
+        ids = [str(m.get("id", "")) for m in (data.get("data") or []) if isinstance(m, dict)]
+        if self.cfg.model and ids and self.cfg.model not in ids:
+            raise BackendError(f"server {self.cfg.url} serves {ids}, not {self.cfg.model!r}: set remote.model or "
+                               "remote.<task>_model to one of them")
+        return ids
+
     def answer(self, questions: Sequence[Question]) -> list[Answer]:
         return list(self._pool.map(self._one, questions))
 

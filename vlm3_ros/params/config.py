@@ -25,8 +25,36 @@ class NodeConfig:
     def tasks(self) -> tuple[str, ...]:
         return tuple(self.values["enabled_tasks"])
 
+    def notes(self) -> list[str]:
+        """What the configuration switched off by itself, to log at configure."""
+        out = []
+        if self.values["vo.enabled"] and "pose" not in self.tasks:
+            out.append("visual odometry is off: it needs the pose task (enabled_tasks has no 'pose')")
+        if self.values["sparse_depth.rate_hz"] > 0 and "depth" not in self.tasks:
+            out.append("~/sparse_depth is off: it needs the depth task (enabled_tasks has no 'depth')")
+        return out
+
     def model_path(self, task: str) -> str:
         return str(self.values[TASKS[task].model_param])
+
+
+def typed_value(name: str, text: str) -> Any:
+    """A command-line string (``-p name:=text``, a launch argument) -> the parameter's type, read as
+    YAML like ROS 2 reads ``-p``; a comma-separated string for a list parameter is split."""
+    import yaml
+
+    spec = SPECS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown parameter {name!r}")
+    if isinstance(spec.default, str):
+        return text  # a path or topic that YAML would read as a number stays a string
+    try:
+        value = yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        value = text
+    if isinstance(spec.default, list) and isinstance(value, str):
+        value = [t.strip() for t in value.split(",") if t.strip()]
+    return value
 
 
 def validate_value(name: str, value: Any) -> Any:
@@ -77,15 +105,17 @@ def build_config(values: dict[str, Any], require_backend: bool = True) -> NodeCo
                               f"{', '.join(missing)} or remove the task from enabled_tasks")
     if out["backend"] == "ground_truth" and not out["ground_truth.bag"] and require_backend:
         raise ConfigError("backend 'ground_truth' (TEST DOUBLE) needs ground_truth.bag")
-    if out["backend"] == "remote" and not out["remote.url"].startswith(("http://", "https://")):
-        raise ConfigError(f"remote.url={out['remote.url']!r} must start with http:// or https://")
+    if out["backend"] == "remote":
+        for name in ("remote.url", *(f"remote.{t}_url" for t in tasks)):
+            if (out[name] or name == "remote.url") and not out[name].startswith(("http://", "https://")):
+                raise ConfigError(f"{name}={out[name]!r} must start with http:// or https://")
     if out["sparse_depth.pattern"] == "pixels":
         px = out["sparse_depth.pixels"]
         if len(px) < 2 or len(px) % 2:
             raise ConfigError("sparse_depth.pixels must be a flat list [x0, y0, x1, y1, ...] with an even length")
     n_sparse = (out["sparse_depth.grid_cols"] * out["sparse_depth.grid_rows"] if out["sparse_depth.pattern"] == "grid"
                 else len(out["sparse_depth.pixels"]) // 2)
-    if out["sparse_depth.rate_hz"] > 0 and n_sparse > out["max_points_per_request"]:
+    if out["sparse_depth.rate_hz"] > 0 and "depth" in tasks and n_sparse > out["max_points_per_request"]:
         raise ConfigError(f"the sparse depth pattern has {n_sparse} points, more than max_points_per_request="
                           f"{out['max_points_per_request']}")
     ext = out["vo.camera_extrinsic"]
@@ -94,10 +124,6 @@ def build_config(values: dict[str, Any], require_backend: bool = True) -> NodeCo
     qn = sum(v * v for v in ext[3:]) ** 0.5
     if abs(qn - 1.0) > 1e-3:
         raise ConfigError(f"vo.camera_extrinsic quaternion has norm {qn:.4f}; it must be a unit quaternion")
-    if out["vo.enabled"] and "pose" not in tasks:
-        raise ConfigError("vo.enabled needs the pose task in enabled_tasks (or set vo.enabled false)")
-    if out["sparse_depth.rate_hz"] > 0 and "depth" not in tasks:
-        raise ConfigError("sparse_depth.rate_hz > 0 needs the depth task (or set it to 0)")
     if out["remote.api_key_env"] and not out["remote.api_key_env"].replace("_", "").isalnum():
         raise ConfigError("remote.api_key_env must name an environment variable")
     return NodeConfig(out)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from vlm3_ros.params.config import ConfigError
+from vlm3_ros.params.config import ConfigError, typed_value
 from vlm3_ros.params.launch import LAUNCH_ARGS
 from vlm3_ros.params.table import NODE_NAME, SPECS
 
@@ -68,24 +68,14 @@ _LAUNCH_TO_PARAM = {a.name: a.parameter for a in LAUNCH_ARGS if a.parameter}
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``name:=value`` -> (parameter name, typed value). The value is read as YAML, as ROS 2 reads
-    ``-p``; a comma-separated string for a list parameter is split."""
+    """``name:=value`` -> (parameter name, typed value); launch-argument names are accepted too."""
     if ":=" not in item:
         raise ConfigError(f"expected NAME:=VALUE, got {item!r}")
     name, text = item.split(":=", 1)
     name = _LAUNCH_TO_PARAM.get(name, name)
-    spec = SPECS.get(name)
-    if spec is None:
+    if name not in SPECS:
         raise ConfigError(f"unknown parameter or launch argument {name!r} in {item!r}")
-    try:
-        value = yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
-        value = text
-    if isinstance(spec.default, str) and not isinstance(value, str):
-        value = text  # e.g. a path or topic that YAML would read as a number
-    if isinstance(spec.default, list) and isinstance(value, str):
-        value = [t.strip() for t in value.split(",") if t.strip()]
-    return name, value
+    return name, typed_value(name, text)
 
 
 def load_values(params_file: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),

@@ -66,7 +66,8 @@ def backend_config(cfg: NodeConfig, task: str) -> Hashable:
                                 quantization=cfg["model.quantization"], max_pixels=cfg["model.max_pixels"],
                                 mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"])
     if kind == "remote":
-        return RemoteConfig(url=cfg["remote.url"], model=cfg["remote.model"], api_key=api_key(cfg),
+        return RemoteConfig(url=cfg[f"remote.{task}_url"] or cfg["remote.url"],
+                            model=cfg[f"remote.{task}_model"] or cfg["remote.model"], api_key=api_key(cfg),
                             timeout_s=cfg["remote.timeout_s"], max_concurrency=cfg["remote.max_concurrency"],
                             retries=cfg["remote.retries"])
     if kind == "ground_truth":
@@ -85,10 +86,12 @@ def open_backends(cfg: NodeConfig) -> dict[str, Backend]:
 
 
 def serving_settings(cfg: NodeConfig) -> ServingSettings:
-    sparse = SparseDepthSettings(rate_hz=cfg["sparse_depth.rate_hz"], pattern=cfg["sparse_depth.pattern"],
+    sparse = SparseDepthSettings(rate_hz=cfg["sparse_depth.rate_hz"] if "depth" in cfg.tasks else 0.0,
+                                 pattern=cfg["sparse_depth.pattern"],
                                  grid_cols=cfg["sparse_depth.grid_cols"], grid_rows=cfg["sparse_depth.grid_rows"],
                                  pixels=tuple(cfg["sparse_depth.pixels"]), depth_type=cfg["sparse_depth.depth_type"])
-    vo = OdometrySettings(enabled=cfg["vo.enabled"], rate_hz=cfg["vo.rate_hz"], odom_frame=cfg["vo.odom_frame"],
+    vo = OdometrySettings(enabled=cfg["vo.enabled"] and "pose" in cfg.tasks, rate_hz=cfg["vo.rate_hz"],
+                          odom_frame=cfg["vo.odom_frame"],
                           base_frame=cfg["vo.base_frame"], extrinsic=tuple(cfg["vo.camera_extrinsic"]),
                           use_tf_static=cfg["vo.use_tf_static"],
                           policy=KeyframePolicy(cfg["vo.keyframe_min_translation_m"],
@@ -96,7 +99,8 @@ def serving_settings(cfg: NodeConfig) -> ServingSettings:
                           position_stddev_m=cfg["vo.position_stddev_m"],
                           rotation_stddev_deg=cfg["vo.rotation_stddev_deg"], publish_tf=cfg["vo.publish_tf"])
     return ServingSettings(tasks=cfg.tasks, backend=cfg["backend"], image_topic=cfg["image_topic"],
-                           camera_info_topic=cfg["camera_info_topic"], stamp_tolerance_s=cfg["stamp_tolerance_s"],
+                           camera_info_topic=cfg["camera_info_topic"], camera_frame=cfg["camera_frame"],
+                           stamp_tolerance_s=cfg["stamp_tolerance_s"], time_jump_s=cfg["time_jump_s"],
                            frame_cache_size=cfg["frame_cache_size"], max_image_pixels=cfg["max_image_pixels"],
                            camera_timeout_s=cfg["camera_timeout_s"], max_regions=cfg["max_regions_per_request"],
                            max_question_chars=cfg["max_question_chars"], queue_size=cfg["inference_queue_size"],

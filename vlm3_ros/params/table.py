@@ -40,6 +40,17 @@ def _task_rows() -> tuple[ParamSpec, ...]:
     return paths + tokens
 
 
+def _remote_rows() -> tuple[ParamSpec, ...]:
+    """Per-task servers: VLM3 is one checkpoint per task, so a robot usually runs one server per
+    checkpoint (tasks may share one)."""
+    out: list[ParamSpec] = []
+    for s in TASKS.values():
+        out.append(_P(f"remote.{s.name}_url", "", f"server of the {s.name} task ('' = remote.url)"))
+        out.append(_P(f"remote.{s.name}_model", "", f"model name of the {s.name} task on its server "
+                      "('' = remote.model)"))
+    return tuple(out)
+
+
 PARAMS: tuple[ParamSpec, ...] = (
     # camera input
     _P("image_topic", "/camera/image_raw", "sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8, mono8, mono16)"),
@@ -50,6 +61,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("qos_depth", 5, "camera subscription queue depth", 1, 100),
     _P("stamp_tolerance_s", 0.02, "max |image stamp - CameraInfo stamp| to pair them; also for BY_STAMP lookups",
        0.0, 1.0),
+    _P("time_jump_s", 1.0, "an image stamp this far behind the newest means the time source restarted (bag loop, "
+       "camera restart): the frame cache and VO restart instead of dropping every later frame", 0.0, 86400.0),
+    _P("camera_frame", "", "optical frame of the camera for the TF extrinsic ('' = the image header's frame_id)"),
     _P("frame_cache_size", 30, "recent frames kept for BY_STAMP queries", 1, 600),
     _P("max_image_pixels", 4096 * 4096, "largest accepted image (width*height); larger ones are rejected",
        1, 64 * 1024 * 1024),
@@ -72,8 +86,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("model.batch_size", 32, "questions per batched generate in engine mode", 1, 1024),
     _P("model.depth_type", "range", "what the depth checkpoint's number means: range (along the ray) or z_depth",
        choices=DEPTH_TYPES),
-    _P("remote.url", "http://127.0.0.1:8000/v1", "OpenAI-compatible base URL (vLLM, SGLang, transformers serve)"),
-    _P("remote.model", "", "model name sent in requests ('' = omit)"),
+    _P("remote.url", "http://127.0.0.1:8000/v1", "OpenAI-compatible base URL (vLLM, SGLang, transformers serve) "
+       "of every task without its own remote.<task>_url"),
+    _P("remote.model", "", "model name sent in requests ('' = omit; vLLM/SGLang: the --served-model-name)"),
+    *_remote_rows(),
     _P("remote.api_key_env", "VLM3_API_KEY", "environment variable holding the API key (never a parameter)"),
     _P("remote.timeout_s", 60.0, "per-request timeout", 0.1, 3600.0),
     _P("remote.max_concurrency", 4, "parallel requests to the server", 1, 256),
@@ -96,22 +112,23 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("inference_queue_size", 8, "inference jobs that may wait; beyond it calls get BUSY", 1, 64),
     _P("request_timeout_s", 60.0, "a service call waiting longer than this gets TIMEOUT", 0.1, 3600.0),
     # sparse depth
-    _P("sparse_depth.rate_hz", 1.0, "PointCloud2 rate on ~/sparse_depth (0 = off); only while subscribed",
-       0.0, 100.0),
+    _P("sparse_depth.rate_hz", 1.0, "PointCloud2 rate on ~/sparse_depth (0 = off; off by itself when depth is not "
+       "enabled); only while subscribed", 0.0, 100.0),
     _P("sparse_depth.pattern", "grid", "grid or pixels", choices=("grid", "pixels")),
     _P("sparse_depth.grid_cols", 8, "grid columns", 1, 256),
     _P("sparse_depth.grid_rows", 6, "grid rows", 1, 256),
     _P("sparse_depth.pixels", [0.0], "pattern=pixels: flat [x0, y0, x1, y1, ...] in original pixels"),
     _P("sparse_depth.depth_type", "z_depth", "depth kind in the cloud's points", choices=DEPTH_TYPES),
     # visual odometry
-    _P("vo.enabled", True, "publish visual odometry from the pose task"),
+    _P("vo.enabled", True, "publish visual odometry from the pose task (off by itself when pose is not enabled)"),
     _P("vo.rate_hz", 1.0, "VO update rate", 0.01, 100.0),
     _P("vo.odom_frame", "odom", "REP 105 odometry frame"),
     _P("vo.base_frame", "base_link", "REP 105 robot base frame"),
     _P("vo.camera_extrinsic", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5],
        "base -> camera optical frame [x, y, z, qx, qy, qz, qw] when /tf_static gives none "
        "(default: REP 103 optical axes at the base origin)"),
-    _P("vo.use_tf_static", True, "take the base -> camera extrinsic from /tf_static when it is published"),
+    _P("vo.use_tf_static", True, "take the base -> camera extrinsic from the TF tree (/tf_static, and /tf for moving "
+       "joints) when it has a chain from vo.base_frame to the camera frame; else vo.camera_extrinsic"),
     _P("vo.keyframe_min_translation_m", 0.3, "new keyframe after this much translation", 0.0, 100.0),
     _P("vo.keyframe_min_rotation_deg", 15.0, "new keyframe after this much rotation", 0.0, 180.0),
     _P("vo.keyframe_max_frames", 10, "new keyframe after this many VO updates", 1, 100000),

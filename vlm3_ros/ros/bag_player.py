@@ -8,10 +8,12 @@ Image and TFMessage with the recorded header stamps, paced by the recorded log t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -19,8 +21,23 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
-from vlm3_ros.readers.bag import BagReader, BagTopics, ImageRecord, InfoRecord, TfRecord
+from vlm3_ros.readers.bag import BagReader, BagTopics, ImageRecord, InfoRecord, Record, TfRecord
 from vlm3_ros.ros import conversions as cv
+
+
+def loop_period_ns(records: list[Record]) -> int:
+    """How far each loop's stamps move: the bag's header-stamp span plus one median gap between
+    images, so loop k+1 starts one frame after loop k ends."""
+    stamps = sorted(r.value.stamp_ns for r in records if isinstance(r.value, (ImageRecord, InfoRecord, TfRecord)))
+    images = sorted(r.value.stamp_ns for r in records if r.kind == "image")
+    gap = int(np.median(np.diff(images))) if len(images) > 1 else 100_000_000
+    return (stamps[-1] - stamps[0] + gap) if stamps else gap
+
+
+def shifted(value: object, offset_ns: int) -> object:
+    if offset_ns and isinstance(value, (ImageRecord, InfoRecord, TfRecord)):
+        return dataclasses.replace(value, stamp_ns=value.stamp_ns + offset_ns)
+    return value
 
 
 class BagPlayer(Node):
@@ -56,11 +73,12 @@ class BagPlayer(Node):
 
     def play(self) -> None:
         self.wait_for_subscribers()
+        records = list(self.reader.records())
+        # CameraInfo first at equal log time, so the image it belongs to can pair at once.
+        records.sort(key=lambda r: (r.log_time_ns, 0 if r.kind == "camera_info" else 1))
+        period = loop_period_ns(records)
         for loop in range(self.loops):
             first_log, t0 = None, time.monotonic()
-            records = list(self.reader.records())
-            # CameraInfo first at equal log time, so the image it belongs to can pair at once.
-            records.sort(key=lambda r: (r.log_time_ns, 0 if r.kind == "camera_info" else 1))
             for rec in records:
                 if not rclpy.ok():
                     return
@@ -70,7 +88,9 @@ class BagPlayer(Node):
                     wait = (rec.log_time_ns - first_log) * 1e-9 / self.rate - (time.monotonic() - t0)
                     if wait > 0:
                         time.sleep(wait)
-                self._publish(rec.kind, rec.value)
+                # Each loop continues the timeline (stamps shifted by whole loops), as a camera
+                # would: receivers see new frames, not the first loop's stamps again.
+                self._publish(rec.kind, shifted(rec.value, loop * period))
             self.get_logger().info(f"loop {loop + 1}/{self.loops} done: {self.published}")
 
     def _publish(self, kind: str, value: object) -> None:
@@ -104,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publish-image-as", default="", help="publish the image on this topic instead")
     p.add_argument("--publish-camera-info-as", default="", help="publish the CameraInfo on this topic instead")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (0 = as fast as possible)")
-    p.add_argument("--loops", type=int, default=1, help="how many times to play the bag")
+    p.add_argument("--loops", type=int, default=1,
+                   help="how many times to play the bag (each loop's stamps continue after the previous loop)")
     p.add_argument("--no-tf", action="store_true", help="do not publish /tf")
-    p.add_argument("--start-delay", type=float, default=1.0,
-                   help="seconds to wait before playing (or, with --min-subscribers, at most this long)")
-    p.add_argument("--min-subscribers", type=int, default=0,
-                   help="start as soon as image and camera-info topics each have this many subscribers")
+    p.add_argument("--start-delay", type=float, default=10.0,
+                   help="wait at most this long for subscribers before playing (default 10 s)")
+    p.add_argument("--min-subscribers", type=int, default=1,
+                   help="start as soon as image and camera-info topics each have this many subscribers "
+                        "(default 1: the node's; 0 = wait the whole --start-delay)")
     a = p.parse_args(args_ros)
     rclpy.init(args=["x", *argv])
     topics = BagTopics(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Quaternion, Transform, Vector3
+from geometry_msgs.msg import Point, Quaternion, Transform, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from vlm3_ros.geometry.backproject import PointCloudLayout
 from vlm3_ros.geometry.camera import CameraInfoData
-from vlm3_ros.geometry.pose import matrix_to_quat_xyzw, pose_from_tq
+from vlm3_ros.geometry.pose import matrix_to_quat_xyzw
 from vlm3_ros.readers import image_codec
+from vlm3_ros.serving.core import TfEdge
 
 
 def stamp_ns(t: Time) -> int:
@@ -87,10 +88,11 @@ def transform_msg(T: np.ndarray) -> Transform:
                      rotation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
 
 
-def transform_matrix(t: Transform) -> np.ndarray:
-    """geometry_msgs/Transform -> 4x4 matrix."""
-    tr, q = t.translation, t.rotation
-    return pose_from_tq(np.array([tr.x, tr.y, tr.z]), np.array([q.x, q.y, q.z, q.w]))
+def tf_edge(t: TransformStamped) -> TfEdge:
+    """geometry_msgs/TransformStamped -> the core's edge, unvalidated (the core checks it)."""
+    tr, q = t.transform.translation, t.transform.rotation
+    return TfEdge(str(t.header.frame_id), str(t.child_frame_id), stamp_ns(t.header.stamp),
+                  (float(tr.x), float(tr.y), float(tr.z)), (float(q.x), float(q.y), float(q.z), float(q.w)))
 
 
 def point_msg(p: np.ndarray) -> Point:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from collections import deque
 from typing import Any
 
 import cv2
@@ -36,6 +37,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
 
 from vlm3_ros.geometry.backproject import pack_points
 from vlm3_ros.geometry.frame import Frame
@@ -44,9 +46,10 @@ from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
 from vlm3_ros.params.table import NODE_NAME
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.ros import conversions as cv
-from vlm3_ros.ros import parameters
+from vlm3_ros.ros import markers, parameters
 from vlm3_ros.ros.services import SERVICES
-from vlm3_ros.serving.core import PerceptionCore
+from vlm3_ros.serving import debug_view
+from vlm3_ros.serving.core import PerceptionCore, Reply
 from vlm3_ros.serving.log import Log
 from vlm3_ros.tasks.depth import DepthResult
 from vlm3_ros.tasks.registry import TASKS
@@ -75,6 +78,11 @@ class PerceptionNode(LifecycleNode):
         self.create_service(Trigger, "~/reset_odometry", self._srv_reset, qos_profile=srv_qos,
                             callback_group=ReentrantCallbackGroup())
         self.pub_cloud = self.create_publisher(PointCloud2, "~/sparse_depth", 5)
+        # What the model was asked and answered, drawn and as markers: built only while subscribed.
+        self.pub_debug = self.create_publisher(Image, "~/debug_image", 2)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", 5)
+        self._path: deque[np.ndarray] = deque(maxlen=2000)
+        self.core.on_reply = self._on_reply
         self.pub_odom = self.create_publisher(Odometry, "~/odom", 10)
         self.pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100,
                                                                          reliability=ReliabilityPolicy.RELIABLE))
@@ -101,9 +109,11 @@ class PerceptionNode(LifecycleNode):
             cfg = build_config(parameters.read_all(self))
             pipeline = mapping.pipeline_settings(cfg)
         except ConfigError as e:
-            self.get_logger().error(f"invalid parameters: {e}")
+            self.core.fail_configure(f"invalid parameters: {e}")
             return TransitionCallbackReturn.FAILURE
         self.cfg = cfg
+        for note in cfg.notes():
+            self.get_logger().info(note)
         if not self.core.configure(mapping.serving_settings(cfg), pipeline, lambda: mapping.open_backends(cfg)):
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"configured: backend={cfg['backend']} tasks={list(cfg.tasks)} "
@@ -127,9 +137,13 @@ class PerceptionNode(LifecycleNode):
         self._subs.append(self.create_subscription(CameraInfo, cfg["camera_info_topic"], self._on_info, qos,
                                                    callback_group=self._camera_cb))
         if cfg["vo.use_tf_static"]:
+            # tf2's QoS: /tf_static latched (transient local), /tf a deep reliable history
             static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                     reliability=ReliabilityPolicy.RELIABLE)
-            self._subs.append(self.create_subscription(TFMessage, "/tf_static", self._on_tf_static, static_qos,
+            self._subs.append(self.create_subscription(TFMessage, "/tf_static", functools.partial(self._on_tf, True),
+                                                       static_qos, callback_group=self._camera_cb))
+            self._subs.append(self.create_subscription(TFMessage, "/tf", functools.partial(self._on_tf, False),
+                                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
                                                        callback_group=self._camera_cb))
         if self.core.sparse is not None:
             self._timers.append(self.create_timer(1.0 / cfg["sparse_depth.rate_hz"], self._sparse_tick,
@@ -190,9 +204,8 @@ class PerceptionNode(LifecycleNode):
 
         self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id, decode)
 
-    def _on_tf_static(self, msg: TFMessage) -> None:
-        self.core.on_tf_static([(t.header.frame_id, t.child_frame_id, cv.transform_matrix(t.transform))
-                                for t in msg.transforms])
+    def _on_tf(self, static: bool, msg: TFMessage) -> None:
+        self.core.on_tf([cv.tf_edge(t) for t in msg.transforms], static)
 
     # ================================================================== outputs
     def _srv_reset(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
@@ -205,6 +218,24 @@ class PerceptionNode(LifecycleNode):
 
     def _publish_cloud(self, r: DepthResult, frame: Frame) -> None:
         self.pub_cloud.publish(cv.pointcloud2(pack_points(r.points), frame.stamp_ns, frame.frame_id))
+        assert self.core.sparse is not None
+        px = self.core.sparse.settings.pixels_for(frame.camera.width, frame.camera.height)
+        self._debug_outputs("sparse_depth", "OK", [frame], r, {"pixels": px})
+
+    def _on_reply(self, name: str, reply: Reply, inputs: dict[str, np.ndarray]) -> None:
+        if reply.result is not None:
+            self._debug_outputs(name, reply.code.name, reply.frames, reply.result, inputs)
+
+    def _debug_outputs(self, name: str, code: str, frames: list[Frame], result: object,
+                       inputs: dict[str, np.ndarray]) -> None:
+        if self.pub_debug.get_subscription_count() > 0:
+            view = debug_view.render(name, code, frames, result, inputs)
+            if view is not None:
+                img, frame = view
+                self.pub_debug.publish(cv.rgb_to_image(img, frame.stamp_ns, frame.frame_id))
+        if isinstance(result, DepthResult) and frames and self.pub_markers.get_subscription_count() > 0:
+            self.pub_markers.publish(MarkerArray(markers=[markers.depth_points(result.points, frames[0].stamp_ns,
+                                                                               frames[0].frame_id)]))
 
     def _vo_tick(self) -> None:
         if self.core.vo is not None:
@@ -224,18 +255,19 @@ class PerceptionNode(LifecycleNode):
         pose.position.x, pose.position.y, pose.position.z = (float(v) for v in T[:3, 3])
         pose.orientation = tf.rotation
         twist_cov = (np.eye(6) * 1e6).ravel().tolist()  # velocity is not estimated
+        self._path.append(T[:3, 3].copy())
+        if self.pub_markers.get_subscription_count() > 0:
+            self.pub_markers.publish(MarkerArray(markers=[markers.path(list(self._path), stamp, cfg["vo.odom_frame"])]))
         self.pub_odom.publish(Odometry(header=header, child_frame_id=cfg["vo.base_frame"],
                                        pose=PoseWithCovariance(pose=pose, covariance=np.diag(
                                            [sp, sp, sp, sr, sr, sr]).ravel().tolist()),
                                        twist=TwistWithCovariance(covariance=twist_cov)))
 
     def _diagnostics(self) -> None:
-        h = self.core.health()
-        topic = self.cfg["image_topic"] if self.cfg else ""
-        st = DiagnosticStatus(name=f"{self.get_name()}: camera", hardware_id=topic, level=bytes([int(h.level)]),
-                              message=h.message,
-                              values=[KeyValue(key=str(k), value=str(v)) for k, v in h.values.items()])
-        arr = DiagnosticArray(status=[st])
+        topic = str(self.get_parameter("image_topic").value)  # known even when configure failed
+        arr = DiagnosticArray(status=[DiagnosticStatus(
+            name=f"{self.get_name()}: {h.name}", hardware_id=topic, level=bytes([int(h.level)]), message=h.message,
+            values=[KeyValue(key=str(k), value=str(v)) for k, v in h.values.items()]) for h in self.core.health()])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(arr)
 

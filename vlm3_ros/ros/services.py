@@ -86,6 +86,10 @@ def get_depth(core: PerceptionCore, req: GetDepth.Request, resp: GetDepth.Respon
 def estimate_pose(core: PerceptionCore, req: EstimatePose.Request,
                   resp: EstimatePose.Response) -> EstimatePose.Response:
     nan = float("nan")
+    # No pose is NaN, never the identity: a planner that skips `success` must not read "did not move".
+    t, q, d = resp.transform_a_b.translation, resp.transform_a_b.rotation, resp.translation_direction
+    t.x = t.y = t.z = q.x = q.y = q.z = q.w = d.x = d.y = d.z = nan
+    resp.yaw_deg = resp.pitch_deg = resp.roll_deg = resp.rotation_angle_deg = resp.distance_m = nan
 
     def fill(r: PoseResult) -> None:
         resp.raw_answers = list(r.raw.values())

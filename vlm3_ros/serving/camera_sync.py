@@ -27,6 +27,7 @@ class SyncStats:
     out_of_order: int = 0
     decode_errors: int = 0
     size_changes: int = 0
+    time_jumps: int = 0           # stamps jumped back by more than time_jump_s: the cache restarted
     last_error: str = ""
 
     def as_dict(self) -> dict[str, int | str]:
@@ -41,6 +42,7 @@ class CameraSync:
     tolerance_s: float = 0.02
     capacity: int = 30
     info_capacity: int = 60
+    time_jump_s: float = 1.0
     stats: SyncStats = field(default_factory=SyncStats)
 
     def __post_init__(self) -> None:
@@ -113,6 +115,13 @@ class CameraSync:
             self.stats.last_error = str(e)
             return None
         with self._lock:
+            if self._frames and stamp_ns < self._frames[-1].stamp_ns - int(self.time_jump_s * 1e9):
+                # A bag or camera restarted: time went back for good. Like tf2 on a jump back, drop
+                # the old timeline instead of rejecting every later frame as out of order.
+                self.stats.time_jumps += 1
+                self.stats.last_error = (f"time jumped back {(self._frames[-1].stamp_ns - stamp_ns) * 1e-9:.2f}s "
+                                         "(bag or camera restart): frame cache cleared")
+                self._frames.clear()
             if self._frames and self._frames[-1].stamp_ns == stamp_ns:
                 self.stats.duplicates += 1
                 return None

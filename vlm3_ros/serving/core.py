@@ -24,13 +24,15 @@ import numpy as np
 from vlm3_ros.contract.question import Backend, BackendError
 from vlm3_ros.geometry.camera import CameraInfoData, CameraModelError
 from vlm3_ros.geometry.frame import Frame
-from vlm3_ros.geometry.pose import pose_from_tq
+from vlm3_ros.geometry.pose import matrix_to_quat_xyzw, pose_from_tq
+from vlm3_ros.geometry.tf_tree import TfError, TfTree, edge_matrix
 from vlm3_ros.inference.registry import close_backends
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.serving.camera_sync import CameraSync
 from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.producers import OdometryProducer, SparseDepthProducer
 from vlm3_ros.serving.settings import ServingSettings
+from vlm3_ros.serving.stats import MIN_ANSWERS, PARSE_WARN_SHARE, RequestStats
 from vlm3_ros.serving.status import OUTCOME_STATUS, FrameNotFound, NotReady, StatusCode, TaskDisabled, status_of
 from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded, InferenceWorker
 from vlm3_ros.tasks.common import RequestError
@@ -54,6 +56,17 @@ class FrameMode(IntEnum):
 
 # Mirrors GetDepth.Request's Z_DEPTH / RANGE constants.
 DEPTH_TYPE_CODES = {0: "z_depth", 1: "range"}
+
+
+@dataclass(frozen=True)
+class TfEdge:
+    """One transform of a /tf or /tf_static message, as received (validated by the core)."""
+
+    parent: str
+    child: str
+    stamp_ns: int
+    translation: tuple[float, float, float]
+    rotation_xyzw: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,9 @@ class HealthLevel(IntEnum):
 
 @dataclass(frozen=True)
 class Health:
+    """One diagnostic status: ``name`` is a part of the node (camera, models, requests, extrinsic)."""
+
+    name: str
     level: HealthLevel
     message: str
     values: dict[str, Any]
@@ -111,22 +127,38 @@ class PerceptionCore:
         self.active = False
         self._lock = threading.RLock()
         self.stats: dict[str, float] = {"frames_received": 0, "sparse_published": 0, "sparse_skipped": 0,
-                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0}
-        self.last_frame_wall = time.monotonic()
+                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0, "tf_rejected": 0}
+        self.requests = RequestStats()
+        self.last_frame_wall = time.monotonic()     # the last image received (any)
+        self.last_usable_wall = time.monotonic()    # the last frame that entered the cache
+        self.config_error = ""                      # why the last configure failed ('' = it did not)
         self._T_base_cam_param = np.eye(4)
-        self._T_base_cam_static: np.ndarray | None = None
+        self.tf = TfTree()
+        self.extrinsic_note = "no frame yet"
+        self.extrinsic_last: np.ndarray | None = None   # the last extrinsic resolved from TF
+        self._jumps_seen = 0
         self.sparse: SparseDepthProducer | None = None
         self.vo: OdometryProducer | None = None
+        # Called with (service, reply, inputs) after every reply, e.g. to draw the debug image;
+        # its failure is logged and never changes the reply.
+        self.on_reply: Callable[[str, Reply, dict[str, np.ndarray]], None] | None = None
 
     # ================================================================== lifecycle
     def configure(self, settings: ServingSettings, pipeline_settings: PipelineSettings,
                   open_backends: Callable[[], dict[str, Backend]]) -> bool:
         """Take the settings and load the models; False (with the reason logged) on failure."""
         self.settings, self.pipeline_settings, self._open_backends = settings, pipeline_settings, open_backends
-        self.sync = CameraSync(tolerance_s=settings.stamp_tolerance_s, capacity=settings.frame_cache_size)
+        self.sync = CameraSync(tolerance_s=settings.stamp_tolerance_s, capacity=settings.frame_cache_size,
+                               time_jump_s=settings.time_jump_s)
+        self._jumps_seen = 0
         ext = settings.vo.extrinsic
         self._T_base_cam_param = pose_from_tq(np.array(ext[:3]), np.array(ext[3:]))
         return self.load_models()
+
+    def fail_configure(self, reason: str) -> None:
+        """Record why configure failed (reported as ERROR in diagnostics) and log it."""
+        self.config_error = reason
+        self.log.error(reason)
 
     def load_models(self) -> bool:
         assert self.settings is not None and self._open_backends is not None and self.pipeline_settings is not None
@@ -134,11 +166,12 @@ class PerceptionCore:
         try:
             backends = self._open_backends()
         except (BackendError, ValueError, OSError) as e:
-            self.log.error(f"cannot load the models: {e}")
+            self.fail_configure(f"cannot load the models: {e}")
             return False
         except Exception as e:  # a broken install raises anything; report it, do not crash
-            self.log.error(f"cannot load the models ({type(e).__name__}): {e}\n{traceback.format_exc()}")
+            self.fail_configure(f"cannot load the models ({type(e).__name__}): {e}\n{traceback.format_exc()}")
             return False
+        self.config_error = ""
         with self._lock:
             self.backends = backends
             self.pipeline = Pipeline(backends, self.pipeline_settings)
@@ -155,7 +188,7 @@ class PerceptionCore:
             return False
         s = self.settings
         self.sparse = SparseDepthProducer(self, s.sparse) if s.sparse.rate_hz > 0 else None
-        self.vo = OdometryProducer(self, s.vo, self.T_base_cam()) if s.vo.enabled else None
+        self.vo = OdometryProducer(self, s.vo, self._T_base_cam_param) if s.vo.enabled else None
         self.last_frame_wall = time.monotonic()
         self.active = True
         return True
@@ -201,25 +234,64 @@ class PerceptionCore:
             self.log.warning(f"dropping image from {topic}: {e}", throttle_s=5.0, key="decode")
             return None
         frame = self.sync.add_image(stamp_ns, frame_id, rgb)
+        if self.sync.stats.time_jumps != self._jumps_seen:
+            self._jumps_seen = self.sync.stats.time_jumps
+            self.tf.clear_dynamic()
+            if self.vo is not None:
+                self.vo.reset()
+            self.log.warning(f"{self.sync.stats.last_error}; visual odometry restarts at this frame")
         if frame is None and self.sync.stats.last_error:
             self.log.warning(f"image not usable: {self.sync.stats.last_error}", throttle_s=5.0, key="unusable")
+        elif frame is not None:
+            self.last_usable_wall = time.monotonic()
         return frame
 
-    def on_tf_static(self, transforms: list[tuple[str, str, np.ndarray]]) -> None:
-        """(parent, child, T_parent_child) edges of /tf_static: the base -> camera extrinsic."""
-        if self.settings is None:
-            return
-        latest = self.sync.latest()
-        cam_frame = latest.frame_id if latest else ""
-        for parent, child, T in transforms:
-            if parent == self.settings.vo.base_frame and (not cam_frame or child == cam_frame):
-                self._T_base_cam_static = T
-                self.log.info(f"camera extrinsic from /tf_static: {parent} -> {child}")
-                if self.vo is not None:
-                    self.vo.set_extrinsic(T)
+    def on_tf(self, edges: list[TfEdge], static: bool) -> None:
+        """Edges of /tf_static (``static``) or /tf into the transform tree; a bad edge (NaN, zero
+        quaternion, absurd translation, a loop) is counted, logged and dropped."""
+        for e in edges:
+            try:
+                T = edge_matrix(e.translation, e.rotation_xyzw)
+                if static:
+                    self.tf.set_static(e.parent, e.child, T)
+                else:
+                    self.tf.set_dynamic(e.parent, e.child, T, e.stamp_ns)
+            except TfError as err:
+                self.stats["tf_rejected"] += 1
+                topic = "/tf_static" if static else "/tf"
+                self.log.warning(f"dropped {topic} transform {e.parent!r} -> {e.child!r}: {err}", throttle_s=5.0,
+                                 key=f"tf-{topic}")
+
+    def camera_frame(self, frame: Frame) -> str:
+        return (self.settings.camera_frame if self.settings and self.settings.camera_frame else "") or frame.frame_id
+
+    def extrinsic(self, frame: Frame) -> np.ndarray:
+        """T_base_camera for ``frame``: the TF chain from the base frame to the image's frame at its
+        stamp (through any tree, static or moving joints), else the vo.camera_extrinsic parameter."""
+        s = self.settings
+        if s is None or not s.vo.use_tf_static:
+            self.extrinsic_note = "from the vo.camera_extrinsic parameter (vo.use_tf_static false)"
+            return self._T_base_cam_param
+        cam = self.camera_frame(frame)
+        try:
+            T = self.tf.lookup(s.vo.base_frame, cam, frame.stamp_ns)
+        except TfError as e:
+            note = (f"no TF chain {s.vo.base_frame} -> {cam}: {e}; using the vo.camera_extrinsic parameter")
+            if note != self.extrinsic_note:
+                self.log.warning(note, throttle_s=10.0, key="extrinsic")
+            self.extrinsic_note = note
+            return self._T_base_cam_param
+        note = "from TF: " + self.tf.describe(s.vo.base_frame, cam)
+        if note != self.extrinsic_note:
+            self.log.info(f"camera extrinsic {note}")
+        self.extrinsic_note = note
+        self.extrinsic_last = T
+        return T
 
     def T_base_cam(self) -> np.ndarray:
-        return self._T_base_cam_static if self._T_base_cam_static is not None else self._T_base_cam_param
+        """The extrinsic for the newest frame (the parameter before any frame arrived)."""
+        latest = self.sync.latest()
+        return self.extrinsic(latest) if latest is not None else self._T_base_cam_param
 
     # ================================================================== frames
     def select(self, ref: FrameRef) -> Frame:
@@ -285,7 +357,8 @@ class PerceptionCore:
         if task not in self.settings.tasks:
             raise TaskDisabled(f"task '{task}' is disabled (enabled_tasks={list(self.settings.tasks)})")
 
-    def serve(self, name: str, task: str, body: Callable[[list[Frame]], Any]) -> Reply:
+    def serve(self, name: str, task: str, body: Callable[[list[Frame]], Any],
+              inputs: dict[str, np.ndarray] | None = None) -> Reply:
         """Run one request: gate the task, run ``body`` (which appends the frames it resolved and
         returns the task's result), and turn the result or any error into one status."""
         t0 = time.monotonic()
@@ -303,21 +376,28 @@ class PerceptionCore:
                 reply.code, reply.message = StatusCode.BACKEND_ERROR, f"internal error {type(e).__name__}: {e}"
                 self.log.error(f"{name}: {reply.message}\n{traceback.format_exc()}")
         reply.total_s = time.monotonic() - t0
+        self.requests.record(name, reply.code, reply.total_s, reply.result)
         if reply.code != StatusCode.OK:
             self.log.info(f"{name}: status {int(reply.code)}: {reply.message}", throttle_s=1.0, key=f"status-{name}")
+        if self.on_reply is not None:
+            try:
+                self.on_reply(name, reply, inputs or {})
+            except Exception as e:  # a debug output must never cost a reply
+                self.log.warning(f"after {name}: {type(e).__name__}: {e}", throttle_s=10.0, key="on-reply")
         return reply
 
     def get_depth(self, ref: FrameRef, pixels: np.ndarray, depth_type: int) -> Reply[DepthResult]:
+        px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
+
         def body(frames: list[Frame]) -> DepthResult:
             frame = self.select(ref)
             frames.append(frame)
             if depth_type not in DEPTH_TYPE_CODES:
                 raise RequestError(f"depth_type {depth_type} must be Z_DEPTH=0 or RANGE=1")
-            px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
             kind = DEPTH_TYPE_CODES[depth_type]
             return self.infer("get_depth", lambda p: p.depth(frame, px, kind))  # type: ignore[arg-type]
 
-        return self.serve("get_depth", "depth", body)
+        return self.serve("get_depth", "depth", body, {"pixels": px})
 
     def estimate_pose(self, ref_a: FrameRef, ref_b: FrameRef, with_distance: bool) -> Reply[PoseResult]:
         def body(frames: list[Frame]) -> PoseResult:
@@ -337,9 +417,10 @@ class PerceptionCore:
         return self.serve("find_correspondence", "corr", body)
 
     def object_query(self, ref: FrameRef, boxes: np.ndarray, question: str) -> Reply[ObjectResult]:
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
         def body(frames: list[Frame]) -> ObjectResult:
             assert self.settings is not None
-            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
             if len(b) > self.settings.max_regions:
                 raise RequestError(f"{len(b)} regions; the maximum is {self.settings.max_regions}")
             if len(question) > self.settings.max_question_chars:
@@ -349,7 +430,7 @@ class PerceptionCore:
             frames.append(frame)
             return self.infer("object_query", lambda p: p.object(frame, b, question))
 
-        return self.serve("object_query", "object", body)
+        return self.serve("object_query", "object", body, {"boxes": b})
 
     def reset_odometry(self) -> tuple[bool, str]:
         if self.vo is None:
@@ -385,26 +466,63 @@ class PerceptionCore:
         fut.add_done_callback(done)
 
     # ================================================================== health
-    def health(self) -> Health:
+    def health(self) -> list[Health]:
+        """The node's diagnostics: camera first, then models, requests and (with VO) the extrinsic."""
+        out = [self._camera_health(), self._models_health(), self._requests_health()]
+        if self.settings is not None and self.settings.vo.enabled and self.active:
+            ok = self.extrinsic_note.startswith("from TF") or not self.settings.vo.use_tf_static
+            values: dict[str, Any] = {"tf_frames": len(self.tf.frames())}
+            if ok and self.extrinsic_last is not None:
+                T = self.extrinsic_last
+                values["xyz_m"] = " ".join(f"{v:.4f}" for v in T[:3, 3])
+                values["quat_xyzw"] = " ".join(f"{v:.5f}" for v in matrix_to_quat_xyzw(T[:3, :3]))
+            out.append(Health("extrinsic", HealthLevel.OK if ok else HealthLevel.WARN,
+                              f"camera extrinsic {self.extrinsic_note}", values))
+        return out
+
+    def _camera_health(self) -> Health:
         s = self.settings
-        silent = time.monotonic() - self.last_frame_wall
+        now = time.monotonic()
+        silent, unusable = now - self.last_frame_wall, now - self.last_usable_wall
         stats = self.sync.stats
-        if not self.active or s is None:
-            level, message = HealthLevel.STALE, "inactive"
-        elif silent > s.camera_timeout_s:
-            level = HealthLevel.WARN
-            message = (f"no image on {s.image_topic} for {silent:.1f}s; check the topic name, the driver and the QoS "
-                       "(qos_reliability)")
-            self.log.warning(message, throttle_s=10.0, key="silent")
-        elif stats.images and not (stats.paired_exact + stats.paired_fallback):
-            level = HealthLevel.WARN
-            message = f"images arrive but none pairs with {s.camera_info_topic}: {stats.last_error}"
-            self.log.warning(message, throttle_s=10.0, key="unpaired")
-        else:
-            level, message = HealthLevel.OK, "receiving"
         values: dict[str, Any] = {**stats.as_dict(), **self.stats}
+        if not self.active or s is None:
+            return Health("camera", HealthLevel.STALE, "inactive", values)
+        if silent > s.camera_timeout_s:
+            msg = (f"no image on {s.image_topic} for {silent:.1f}s; check the topic name, the driver and the QoS "
+                   "(qos_reliability)")
+        elif unusable > s.camera_timeout_s:
+            msg = (f"images arrive on {s.image_topic} but none was usable for {unusable:.1f}s "
+                   f"(paired with {s.camera_info_topic}: {stats.paired_exact + stats.paired_fallback}); last problem: "
+                   f"{stats.last_error or 'none'}")
+        else:
+            return Health("camera", HealthLevel.OK, "receiving", values)
+        self.log.warning(msg, throttle_s=10.0, key="camera")
+        return Health("camera", HealthLevel.WARN, msg, values)
+
+    def _models_health(self) -> Health:
+        values: dict[str, Any] = {}
+        for task, b in sorted(self.backends.items()):
+            values[f"{task}_backend"] = b.name
+            for k, v in (getattr(b, "stats", None) or {}).items():
+                values[f"{task}_{k}"] = v
+        if self.config_error:
+            return Health("models", HealthLevel.ERROR, self.config_error.splitlines()[0], values)
+        if self.pipeline is None:
+            return Health("models", HealthLevel.STALE, "not loaded (node not configured or inactive)", values)
+        names = sorted({b.name for b in self.backends.values()})
+        return Health("models", HealthLevel.OK, f"ready: {', '.join(names)}", values)
+
+    def _requests_health(self) -> Health:
+        values = self.requests.values()
         worker = self.worker
         if worker is not None:
             values.update({f"queue_{k}": v for k, v in worker.stats.items()})
             values["queue_waiting"] = worker.queued()
-        return Health(level, message, values)
+        share, n = self.requests.parse_failure_share()
+        if share is not None and n >= MIN_ANSWERS and share > PARSE_WARN_SHARE:
+            return Health("requests", HealthLevel.WARN,
+                          f"{share:.0%} of the last {n} model answers did not parse: a checkpoint for another task, "
+                          "an untrained model, or max_new_tokens too small (see raw_answers)", values)
+        return Health("requests", HealthLevel.OK, f"{sum(v for k, v in values.items() if k.startswith('replies_'))} "
+                      "replies", values)

@@ -32,6 +32,8 @@ class ProducerHost(Protocol):
     def run_in_background(self, label: str, fn: Callable[[Pipeline], Any], timeout_s: float,
                           busy: threading.Event, skipped: str, on_result: Callable[[Any], None]) -> None: ...
 
+    def extrinsic(self, frame: Frame) -> np.ndarray: ...
+
 
 class SparseDepthProducer:
     """Depth at a fixed pixel pattern of each new frame, ``publish(result, frame)``."""
@@ -67,8 +69,8 @@ class SparseDepthProducer:
 
 
 class OdometryProducer:
-    """Keyframe VO: each new frame's pose against the keyframe, chained into odom -> base and
-    handed to ``publish(T_odom_base, stamp_ns)``."""
+    """Keyframe VO: each new frame's pose against the keyframe, chained into odom -> base with the
+    base -> camera extrinsic of each frame, and handed to ``publish(T_odom_base, stamp_ns)``."""
 
     def __init__(self, core: ProducerHost, settings: OdometrySettings, T_base_cam: np.ndarray) -> None:
         self.core = core
@@ -77,9 +79,6 @@ class OdometryProducer:
         self.keyframe: Frame | None = None
         self._busy = threading.Event()
         self._last_stamp = -1
-
-    def set_extrinsic(self, T_base_cam: np.ndarray) -> None:
-        self.odom.T_base_cam = T_base_cam
 
     def reset(self) -> None:
         self.odom.reset()
@@ -111,7 +110,8 @@ class OdometryProducer:
             T = r.T_a_b
             if T is not None and r.distance_m is None:
                 T = None  # a unit direction has no scale: do not integrate it
-            st = self.odom.update(frame.stamp_ns, T)
+            # the extrinsic at both stamps: a camera on a moving joint changes it between them
+            st = self.odom.update(frame.stamp_ns, T, core.extrinsic(key), core.extrinsic(frame))
             if st is None:
                 core.stats["vo_failures"] += 1
                 core.log.warning(f"VO answer not usable: {r.reasons}", throttle_s=5.0, key="vo-unusable")

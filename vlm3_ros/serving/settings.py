@@ -50,7 +50,9 @@ class ServingSettings:
     backend: str = "transformers"
     image_topic: str = "/camera/image_raw"          # named in messages that say what to check
     camera_info_topic: str = "/camera/camera_info"
+    camera_frame: str = ""                          # '' = the image header's frame_id
     stamp_tolerance_s: float = 0.02
+    time_jump_s: float = 1.0                        # a stamp this far back restarts the timeline
     frame_cache_size: int = 30
     max_image_pixels: int = 4096 * 4096
     camera_timeout_s: float = 5.0

@@ -156,17 +156,22 @@ class PointOutcome:
     """For results with one code per queried point: their outcome is rolled up from the codes."""
 
     codes: np.ndarray
+    reasons: list[str]
 
     def outcome(self) -> tuple[Outcome, str]:
-        return point_outcome(self.codes)
+        return point_outcome(self.codes, self.reasons)
 
 
-def point_outcome(codes: np.ndarray) -> tuple[Outcome, str]:
+def point_outcome(codes: np.ndarray, reasons: list[str] | None = None) -> tuple[Outcome, str]:
     """Roll per-point codes up into one outcome and a message that says where to look."""
     ok = int(np.sum(codes == PointCode.OK))
     if ok == len(codes):
         return Outcome.OK, f"{ok} point(s) answered"
     parse = int(np.sum(codes == PointCode.PARSE_FAILURE))
+    not_run = codes == PointCode.NOT_RUN
+    if ok == 0 and not_run.all():
+        why = reasons[int(np.argmax(not_run))] if reasons else "no reason given"
+        return Outcome.NOT_RUN, f"the backend failed for every point: {why}"
     if ok == 0:
         if parse == len(codes):
             return Outcome.PARSE_FAILURE, f"no answer could be parsed ({parse} point(s)); see raw_answers"

@@ -29,9 +29,12 @@ class ObjectResult:
     raw: str
     reason: str
     timings: Timings
+    not_run: bool = False          # the backend failed (no answer at all)
 
     def outcome(self) -> tuple[Outcome, str]:
         a = self.answer
+        if self.not_run:
+            return Outcome.NOT_RUN, "the backend failed: " + self.reason
         if a is None:
             return Outcome.PARSE_FAILURE, self.reason
         if a.quantity is None and a.yes is None and a.clock is None:
@@ -68,6 +71,6 @@ def run(ctx: TaskContext, frame: Frame, boxes: np.ndarray, question: str) -> Obj
     q = Question(job.key, (img,), prompt, s.max_new_tokens["object"], context)
     a = job.ask([q])[0]
     if a.error:
-        return ObjectResult(None, prompt, a.text, a.error, job.timings)
+        return ObjectResult(None, prompt, a.text, a.error, job.timings, not_run=True)
     p = answers.parse_object(a.text)
     return ObjectResult(p.value, prompt, a.text, p.reason, job.timings)

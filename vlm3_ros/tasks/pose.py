@@ -35,6 +35,7 @@ class PoseResult:
     raw: dict[str, str]            # question key -> reply, in ORDER
     reasons: dict[str, str]        # question key -> why it gave nothing
     timings: Timings
+    not_run: tuple[str, ...] = ()  # question keys the backend failed on (no answer at all)
 
     @property
     def ok(self) -> bool:
@@ -42,6 +43,8 @@ class PoseResult:
 
     def outcome(self) -> tuple[Outcome, str]:
         problems = "; ".join(f"{k}: {v}" for k, v in self.reasons.items())
+        if self.T_a_b is None and self.not_run and len(self.not_run) == len(self.raw):
+            return Outcome.NOT_RUN, "the backend failed: " + problems
         if self.T_a_b is None:
             return Outcome.PARSE_FAILURE, "no pose: " + problems
         if problems:
@@ -64,6 +67,7 @@ def run(ctx: TaskContext, frame_a: Frame, frame_b: Frame, with_distance: bool = 
     raw = {k: a.text for (k, _), a in zip(keys, ans, strict=True)}
     reasons: dict[str, str] = {}
     values: dict[str, object] = {}
+    not_run = tuple(k for (k, _), a in zip(keys, ans, strict=True) if a.error)
     for (k, _), a in zip(keys, ans, strict=True):
         if a.error:
             reasons[k] = a.error
@@ -84,4 +88,4 @@ def run(ctx: TaskContext, frame_a: Frame, frame_b: Frame, with_distance: bool = 
         T = pose.make_T(R, t)
     return PoseResult(T, None if direction is None else np.asarray(direction),
                       None if dist is None else float(dist),  # type: ignore[arg-type]
-                      ypr, values.get("rotation"), raw, reasons, job.timings)  # type: ignore[arg-type]
+                      ypr, values.get("rotation"), raw, reasons, job.timings, not_run)  # type: ignore[arg-type]

@@ -26,13 +26,15 @@ def feed(core: PerceptionCore, stream: CameraStream) -> None:
         core.on_image(stamp, frame_id, lambda rgb=rgb: rgb)
 
 
-def ground_truth_core(stream: CameraStream, bag: str = str(BAG_PATHS["mcap"]), vo: bool = False,
+def ground_truth_core(stream: CameraStream, bag: str = str(BAG_PATHS["mcap"]), vo: bool | OdometrySettings = False,
                       sparse_hz: float = 0.0, **settings: Any) -> PerceptionCore:
-    """Configured, active, and fed ``stream``; ``settings`` override ServingSettings fields."""
+    """Configured, active, and fed ``stream``; ``vo`` is on/off or its settings, ``settings``
+    override ServingSettings fields."""
     gt = GroundTruthBackend.from_config(GroundTruthConfig(bag=bag))
     s = replace(ServingSettings(tasks=TASK_NAMES, backend="ground_truth", image_topic="/camera/rgb/image_color",
                                 camera_info_topic="/camera/rgb/camera_info",
-                                sparse=SparseDepthSettings(rate_hz=sparse_hz), vo=OdometrySettings(enabled=vo)),
+                                sparse=SparseDepthSettings(rate_hz=sparse_hz),
+                                vo=vo if isinstance(vo, OdometrySettings) else OdometrySettings(enabled=vo)),
                 **settings)
     core = PerceptionCore()
     if not core.configure(s, PipelineSettings(), lambda: {t: gt for t in s.tasks}):

@@ -36,18 +36,26 @@ def ros_args(argv: list[str]) -> list[str]:
     out = ["--ros-args", "-r", f"__node:={NODE_NAME}", "--params-file", params]
     if values["namespace"]:
         out += ["-r", f"__ns:={values['namespace']}"]
+    # After --params-file: a launch argument given on the command line wins over the file; the
+    # ones not given add nothing, so the file's values stand.
     for name, value in parameter_overrides(values).items():
-        v = "[" + ",".join(value) + "]" if isinstance(value, list) else value
-        out += ["-p", f"{name}:={v}"]
+        if isinstance(value, list):
+            text = "[" + ",".join(str(v) for v in value) + "]"
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        out += ["-p", f"{name}:={text}"]
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
-        print("usage: vlm3-ros bringup [NAME:=VALUE ...]\n\nArguments (as in perception.launch.py):")
+        print("usage: vlm3-ros bringup [NAME:=VALUE ...]\n\nArguments (as in perception.launch.py); an argument "
+              "not given keeps the params file's value:")
         for a in LAUNCH_ARGS:
-            print(f"  {a.name:<18} {a.description} (default: {a.default!r})")
+            print(f"  {a.name:<20} {a.description}" + (f" (sets {a.parameter})" if a.parameter else ""))
         return 0
     from vlm3_ros.ros.perception_node import main as node_main
 

@@ -153,7 +153,7 @@ def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 
         n_diag = len(diag)
         while len(diag) == n_diag and time.monotonic() < deadline:
             rclpy.spin_once(pub_node, timeout_sec=0.1)
-        mine = [st for d in diag for st in d.status if st.hardware_id == image_topic]
+        mine = [st for d in diag for st in d.status if st.hardware_id == image_topic and st.name.endswith(": camera")]
         if mine:
             vals = {kv.key: kv.value for kv in mine[-1].values}
             res.frames_received = int(vals.get("frames_received", 0))

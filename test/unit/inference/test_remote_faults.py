@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vlm3_ros.contract.prompts import PromptSet
-from vlm3_ros.contract.question import Question
+from vlm3_ros.contract.question import BackendError, Question
 from vlm3_ros.inference.remote import RemoteBackend, RemoteConfig
 from vlm3_ros.params.config import build_config
 from vlm3_ros.params.mapping import api_key
@@ -32,7 +32,7 @@ class FakeServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.headers.append(dict(self.headers))
+                outer.headers.append({**dict(self.headers), "path": self.path, "method": self.command})
                 code, body, delay = outer.replies.pop(0) if outer.replies else (500, b"no more", 0.0)
                 time.sleep(delay)
                 try:
@@ -42,6 +42,8 @@ class FakeServer:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            do_GET = do_POST  # GET /models (the health check) is scripted the same way
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -128,3 +130,34 @@ def test_bounded_concurrency_answers_every_question() -> None:
     srv.close()
     b.close()
     assert all(a.ok for a in got) and len(got) == 6
+
+
+MODELS = json.dumps({"object": "list", "data": [{"id": "vlm3-depth"}, {"id": "vlm3-pose"}]}).encode()
+
+
+def test_health_check_names_the_server_and_what_to_fix() -> None:
+    down = RemoteBackend(RemoteConfig(url=f"http://127.0.0.1:{free_port()}/v1", timeout_s=2))
+    with pytest.raises(BackendError, match=r"is unreachable .* start it"):
+        down.check()
+    down.close()
+    srv = FakeServer([(200, MODELS, 0.0), (200, MODELS, 0.0), (200, b'{"object": "list", "data": []}', 0.0),
+                      (404, b"{}", 0.0)])
+    assert RemoteBackend(RemoteConfig(url=srv.url, model="vlm3-pose")).check() == ["vlm3-depth", "vlm3-pose"]
+    with pytest.raises(BackendError, match=r"serves \['vlm3-depth', 'vlm3-pose'\], not 'vlm3-corr'"):
+        RemoteBackend(RemoteConfig(url=srv.url, model="vlm3-corr")).check()
+    assert RemoteBackend(RemoteConfig(url=srv.url, model="anything")).check() == []  # transformers serve lists none
+    with pytest.raises(BackendError, match="HTTP 404 to GET /models"):
+        RemoteBackend(RemoteConfig(url=srv.url)).check()
+    assert srv.headers[0]["path"] == "/v1/models" and srv.headers[0]["method"] == "GET"
+    srv.close()
+
+
+def test_opening_a_task_whose_server_is_down_fails_with_the_task_named() -> None:
+    from vlm3_ros.inference.registry import open_backends
+
+    up = FakeServer([(200, MODELS, 0.0)])
+    configs = {"depth": RemoteConfig(url=up.url, model="vlm3-depth"),
+               "corr": RemoteConfig(url=f"http://127.0.0.1:{free_port()}/v1", timeout_s=2)}
+    with pytest.raises(BackendError, match=r"remote backend of task\(s\) corr: server .* is unreachable"):
+        open_backends("remote", configs)
+    up.close()

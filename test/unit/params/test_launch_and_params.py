@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from vlm3_ros.params.config import ConfigError, build_config, validate_value
+from vlm3_ros.params.files import read_params_file
 from vlm3_ros.params.launch import EXECUTABLE, LAUNCH_ARGS, NODE_NAME, parameter_overrides
 from vlm3_ros.params.table import SPECS
 from vlm3_ros.tools.bringup import ros_args
@@ -45,15 +46,21 @@ def test_every_launch_argument_sets_a_declared_parameter() -> None:
     for arg in LAUNCH_ARGS:
         if arg.parameter:
             assert arg.parameter in SPECS, f"launch argument {arg.name} sets undeclared {arg.parameter}"
-    typed = parameter_overrides({a.name: a.default for a in LAUNCH_ARGS})
+    # not given: nothing overrides the params file
+    assert parameter_overrides({a.name: a.default for a in LAUNCH_ARGS}) == {}
+    given = {"enabled_tasks": "depth,pose", "vo_enabled": "false", "sparse_depth_rate": "2.5", "device": "cuda:1",
+             "use_compressed": "true", "depth_url": "http://gpu1:8000/v1"}
+    typed = parameter_overrides(given)
     for name, value in typed.items():
         validate_value(name, value)
-    assert typed["enabled_tasks"] == ["depth", "pose", "corr", "object"]
+    assert typed == {"enabled_tasks": ["depth", "pose"], "vo.enabled": False, "sparse_depth.rate_hz": 2.5,
+                     "model.device": "cuda:1", "use_compressed": True, "remote.depth_url": "http://gpu1:8000/v1"}
 
 
 def test_params_file_declares_only_known_parameters() -> None:
     y = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
-    params = y[NODE_NAME]["ros__parameters"]
+    assert list(y) == [f"/**/{NODE_NAME}"], "the shipped file must match the node in any namespace"
+    params = read_params_file(ROOT / "config" / "perception.yaml")
     unknown = set(params) - set(SPECS)
     assert not unknown, f"config/perception.yaml sets undeclared parameters {unknown}"
     for k, v in params.items():
@@ -72,6 +79,27 @@ def test_bringup_translates_launch_arguments() -> None:
         ros_args(["depth_model=/x"])
 
 
+def test_a_params_file_is_not_overridden_by_arguments_not_given(tmp_path: Path) -> None:
+    """Only the launch arguments given on the command line follow --params-file (later wins)."""
+    f = tmp_path / "robot.yaml"
+    out = ros_args([f"params_file:={f}"])
+    assert out == ["--ros-args", "-r", f"__node:={NODE_NAME}", "--params-file", str(f)]
+    out = ros_args([f"params_file:={f}", "vo_enabled:=false", "namespace:=/r1"])
+    assert out[out.index("--params-file") + 1] == str(f) and out[-2:] == ["-p", "vo.enabled:=false"]
+    assert "__ns:=/r1" in out
+
+
+def test_a_depth_only_robot_configures_with_vo_and_sparse_depth_following_the_tasks() -> None:
+    from vlm3_ros.params.mapping import serving_settings
+
+    cfg = build_config({"backend": "remote", "enabled_tasks": ["depth"]})
+    s = serving_settings(cfg)
+    assert not s.vo.enabled and s.sparse.rate_hz == 1.0
+    assert cfg.notes() == ["visual odometry is off: it needs the pose task (enabled_tasks has no 'pose')"]
+    s = serving_settings(build_config({"backend": "remote", "enabled_tasks": ["pose"]}))
+    assert s.vo.enabled and s.sparse.rate_hz == 0.0
+
+
 @pytest.mark.parametrize("values, needle", [
     ({"backend": "transformers"}, "model.depth_path"),
     ({"backend": "ground_truth"}, "ground_truth.bag"),
@@ -79,7 +107,7 @@ def test_bringup_translates_launch_arguments() -> None:
     ({"enabled_tasks": ["depth", "fly"], "backend": "remote"}, "enabled_tasks"),
     ({"qos_depth": 0}, "minimum"),
     ({"vo.camera_extrinsic": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0], "backend": "remote"}, "unit quaternion"),
-    ({"backend": "remote", "enabled_tasks": ["depth"]}, "vo.enabled needs the pose task"),
+    ({"backend": "remote", "remote.pose_url": "localhost:8000"}, "remote.pose_url"),
     ({"backend": "remote", "sparse_depth.grid_cols": 100, "sparse_depth.grid_rows": 100}, "max_points_per_request"),
     ({"model.dtype": "int4"}, "must be one of"),
     ({"stamp_tolerance_s": "0.1"}, "must be a number"),

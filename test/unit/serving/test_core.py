@@ -155,7 +155,7 @@ def test_garbage_camera_input_is_counted_and_serving_goes_on(gt_core, bag_camera
     gt_core.on_image(t_new + 2, frame_id, lambda: np.zeros((240, 320, 3), np.uint8))   # size != CameraInfo
     gt_core.on_image(stamp, frame_id, lambda: rgb)                                     # duplicate stamp
     gt_core.on_image(bag_camera[0][0], frame_id, lambda: rgb)                          # older than the newest
-    v = gt_core.health().values
+    v = gt_core.health()[0].values
     assert (v["decode_errors"], v["bad_camera_info"], v["duplicates"], v["out_of_order"]) == (1, 1, 1, 1)
     assert gt_core.get_depth(LATEST, np.array([[320.0, 240.0]]), 0).success
 
@@ -182,11 +182,11 @@ def test_sparse_depth_producer_publishes_each_new_frame_once(bag_camera) -> None
 
 def test_odometry_producer_reproduces_the_ground_truth_path(bag_camera, bag_truth) -> None:
     _, _, traj = bag_truth
-    core = ground_truth_core(bag_camera[:1], vo=True)
+    # identity extrinsic, no TF: odom is the first camera's frame, for the comparison
+    core = ground_truth_core(bag_camera[:1], vo=OdometrySettings(extrinsic=(0, 0, 0, 0, 0, 0, 1), use_tf_static=False))
     odom: list[tuple[np.ndarray, int]] = []
     try:
         assert core.vo is not None
-        core.vo.odom.T_base_cam = np.eye(4)  # odom in the first camera's frame, for the comparison
         for k in range(len(bag_camera)):
             if k:
                 feed(core, bag_camera[k:k + 1])
@@ -204,24 +204,80 @@ def test_odometry_producer_reproduces_the_ground_truth_path(bag_camera, bag_trut
         core.cleanup()
 
 
+def _health(core: PerceptionCore) -> dict[str, object]:
+    return {h.name: h for h in core.health()}
+
+
 def test_health_levels(bag_camera) -> None:
     core = PerceptionCore()
-    assert core.health().level == HealthLevel.STALE
+    assert _health(core)["camera"].level == HealthLevel.STALE
+    assert _health(core)["models"].level == HealthLevel.STALE
     gt = ScriptedBackend(lambda q, i: "")
     settings = ServingSettings(tasks=("depth",), camera_timeout_s=0.1, vo=OdometrySettings(enabled=False))
     assert core.configure(settings, PipelineSettings(), lambda: {"depth": gt}) and core.activate()
     try:
-        core.on_image(1, "cam", lambda: bag_camera[0][2])        # no CameraInfo yet
-        h = core.health()
-        assert h.level == HealthLevel.WARN and "none pairs with /camera/camera_info" in h.message
-        feed(core, bag_camera[:1])
-        assert core.health().level == HealthLevel.OK and core.health().message == "receiving"
+        assert _health(core)["models"].level == HealthLevel.OK and "scripted" in _health(core)["models"].message
         time.sleep(0.15)
-        h = core.health()
+        core.on_image(1, "cam", lambda: bag_camera[0][2])        # images arrive, none pairs (no CameraInfo)
+        h = _health(core)["camera"]
+        assert h.level == HealthLevel.WARN and "none was usable" in h.message and "no CameraInfo" in h.message
+        feed(core, bag_camera[:1])
+        assert _health(core)["camera"].level == HealthLevel.OK and _health(core)["camera"].message == "receiving"
+        time.sleep(0.15)
+        h = _health(core)["camera"]
         assert h.level == HealthLevel.WARN and "no image on /camera/image_raw" in h.message
-        assert h.values["queue_submitted"] == 0 and "frames_received" in h.values
+        r = _health(core)["requests"]
+        assert r.values["queue_submitted"] == 0 and r.values["parse_failure_share"] == "n/a"
+        for _ in range(3):  # the scripted model answers nothing parsable: 9 failed answers
+            core.get_depth(LATEST, np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]), 0)
+        r = _health(core)["requests"]
+        assert r.level == HealthLevel.WARN and "100% of the last 9 model answers did not parse" in r.message
+        assert r.values["replies_parse_failure"] == 3 and r.values["get_depth_p50_ms"] >= 0
     finally:
         core.cleanup()
+
+
+def test_configure_failure_is_an_error_with_its_reason() -> None:
+    core = PerceptionCore()
+
+    def broken() -> dict:
+        raise OSError("model path '/nonexistent' is not a directory")
+
+    assert not core.configure(ServingSettings(tasks=("depth",)), PipelineSettings(), broken)
+    h = _health(core)["models"]
+    assert h.level == HealthLevel.ERROR and "is not a directory" in h.message
+
+
+def test_a_time_jump_back_restarts_the_cache_and_odometry(bag_camera) -> None:
+    core = ground_truth_core(bag_camera, vo=True)
+    try:
+        odom: list = []
+        core.vo.tick(lambda T, s: odom.append(s))
+        assert core.vo.keyframe is not None
+        shift = -60 * 10**9  # the same recording, a minute earlier: a bag restarted
+        feed(core, [(stamp + shift, fid, rgb, info) for stamp, fid, rgb, info in bag_camera[:2]])
+        assert core.sync.stats.time_jumps == 1 and core.sync.stats.out_of_order == 0
+        assert core.vo.keyframe is None and core.sync.latest().stamp_ns == bag_camera[1][0] + shift
+        assert len(core.sync.stamps()) == 2
+        r = core.get_depth(LATEST, np.array([[320.0, 240.0]]), 0)
+        assert r.frames[0].stamp_ns == bag_camera[1][0] + shift
+    finally:
+        core.cleanup()
+
+
+def test_bad_transforms_are_dropped_and_the_extrinsic_composes_the_tree(gt_core, bag_camera) -> None:
+    from vlm3_ros.serving.core import TfEdge
+
+    stamp, frame_id = bag_camera[0][0], bag_camera[0][1]
+    gt_core.on_tf([TfEdge("base_link", "camera_link", 0, (0.1, 0.0, 0.3), (0.0, 0.0, 0.0, 1.0)),
+                   TfEdge("camera_link", frame_id, 0, (0.0, 0.0, 0.0), (-0.5, 0.5, -0.5, 0.5)),
+                   TfEdge("base_link", "laser", 0, (0.2, 0.0, 0.1), (0.0, 0.0, 1.0, 0.0)),
+                   TfEdge("base_link", "bad", 0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
+                   TfEdge("base_link", "far", 0, (1e308, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))], static=True)
+    assert gt_core.stats["tf_rejected"] == 2
+    T = gt_core.extrinsic(gt_core.select(by_stamp(stamp)))
+    assert np.allclose(T[:3, 3], [0.1, 0.0, 0.3]) and np.allclose(T[:3, 2], [1.0, 0.0, 0.0])  # optical z = forward
+    assert gt_core.extrinsic_note.startswith("from TF: base_link -> camera_link -> " + frame_id)
 
 
 def test_release_while_a_job_waits_answers_it_once(bag_camera) -> None:
