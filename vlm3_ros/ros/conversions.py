@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Quaternion, Transform, TransformStamped, Vector3
+from geometry_msgs.msg import (
+    Point,
+    Pose,
+    PoseWithCovariance,
+    Quaternion,
+    Transform,
+    TransformStamped,
+    TwistWithCovariance,
+    Vector3,
+)
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
@@ -97,3 +107,16 @@ def tf_edge(t: TransformStamped) -> TfEdge:
 
 def point_msg(p: np.ndarray) -> Point:
     return Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
+
+
+def odometry_msg(T: np.ndarray, stamp: int, odom_frame: str, base_frame: str, position_stddev_m: float,
+                 rotation_stddev_deg: float) -> Odometry:
+    """odom -> base as nav_msgs/Odometry with a diagonal pose covariance; the twist is not
+    estimated (covariance 1e6, REP 105 consumers then ignore it)."""
+    sp, sr = position_stddev_m**2, np.radians(rotation_stddev_deg) ** 2
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in T[:3, 3])
+    pose.orientation = transform_msg(T).rotation
+    return Odometry(header=Header(stamp=to_time(stamp), frame_id=odom_frame), child_frame_id=base_frame,
+                    pose=PoseWithCovariance(pose=pose, covariance=np.diag([sp, sp, sp, sr, sr, sr]).ravel().tolist()),
+                    twist=TwistWithCovariance(covariance=(np.eye(6) * 1e6).ravel().tolist()))

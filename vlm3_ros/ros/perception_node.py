@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Pose, PoseWithCovariance, TransformStamped, TwistWithCovariance
+from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -34,7 +34,6 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
@@ -188,12 +187,15 @@ class PerceptionNode(LifecycleNode):
         return result
 
     # ================================================================== camera
+    # Every subscription runs inside core.safely: a malformed message is counted and dropped.
     def _on_info(self, msg: CameraInfo) -> None:
-        self.core.on_camera_info(cv.stamp_ns(msg.header.stamp), cv.camera_info_data(msg))
+        self.core.safely("camera_info", lambda: self.core.on_camera_info(cv.stamp_ns(msg.header.stamp),
+                                                                         cv.camera_info_data(msg)))
 
     def _on_image(self, msg: Image) -> None:
         max_px = self.core.max_image_pixels
-        self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id, lambda: cv.image_to_rgb(msg, max_px))
+        self.core.safely("image", lambda: self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id,
+                                                             lambda: cv.image_to_rgb(msg, max_px)))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         def decode() -> np.ndarray:
@@ -202,10 +204,12 @@ class PerceptionNode(LifecycleNode):
                 raise ImageDecodeError(f"cannot decode compressed image (format {msg.format!r})")
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-        self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id, decode)
+        self.core.safely("compressed image", lambda: self.core.on_image(cv.stamp_ns(msg.header.stamp),
+                                                                        msg.header.frame_id, decode))
 
     def _on_tf(self, static: bool, msg: TFMessage) -> None:
-        self.core.on_tf([cv.tf_edge(t) for t in msg.transforms], static)
+        self.core.safely("/tf_static" if static else "/tf",
+                         lambda: self.core.on_tf([cv.tf_edge(t) for t in msg.transforms], static))
 
     # ================================================================== outputs
     def _srv_reset(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
@@ -244,24 +248,15 @@ class PerceptionNode(LifecycleNode):
     def _publish_odom(self, T: np.ndarray, stamp: int) -> None:
         assert self.cfg is not None
         cfg = self.cfg
-        header = Header(stamp=cv.to_time(stamp), frame_id=cfg["vo.odom_frame"])
-        tf = cv.transform_msg(T)
+        odom = cv.odometry_msg(T, stamp, cfg["vo.odom_frame"], cfg["vo.base_frame"], cfg["vo.position_stddev_m"],
+                               cfg["vo.rotation_stddev_deg"])
         if cfg["vo.publish_tf"]:
             self.pub_tf.publish(TFMessage(transforms=[TransformStamped(
-                header=header, child_frame_id=cfg["vo.base_frame"], transform=tf)]))
-        sp = cfg["vo.position_stddev_m"] ** 2
-        sr = np.radians(cfg["vo.rotation_stddev_deg"]) ** 2
-        pose = Pose()
-        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in T[:3, 3])
-        pose.orientation = tf.rotation
-        twist_cov = (np.eye(6) * 1e6).ravel().tolist()  # velocity is not estimated
+                header=odom.header, child_frame_id=odom.child_frame_id, transform=cv.transform_msg(T))]))
+        self.pub_odom.publish(odom)
         self._path.append(T[:3, 3].copy())
         if self.pub_markers.get_subscription_count() > 0:
             self.pub_markers.publish(MarkerArray(markers=[markers.path(list(self._path), stamp, cfg["vo.odom_frame"])]))
-        self.pub_odom.publish(Odometry(header=header, child_frame_id=cfg["vo.base_frame"],
-                                       pose=PoseWithCovariance(pose=pose, covariance=np.diag(
-                                           [sp, sp, sp, sr, sr, sr]).ravel().tolist()),
-                                       twist=TwistWithCovariance(covariance=twist_cov)))
 
     def _diagnostics(self) -> None:
         topic = str(self.get_parameter("image_topic").value)  # known even when configure failed

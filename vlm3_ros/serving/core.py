@@ -127,7 +127,8 @@ class PerceptionCore:
         self.active = False
         self._lock = threading.RLock()
         self.stats: dict[str, float] = {"frames_received": 0, "sparse_published": 0, "sparse_skipped": 0,
-                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0, "tf_rejected": 0}
+                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0, "tf_rejected": 0,
+                                        "callback_errors": 0}
         self.requests = RequestStats()
         self.last_frame_wall = time.monotonic()     # the last image received (any)
         self.last_usable_wall = time.monotonic()    # the last frame that entered the cache
@@ -214,6 +215,16 @@ class PerceptionCore:
         close_backends(backends)
 
     # ================================================================== camera
+    def safely(self, source: str, fn: Callable[[], object]) -> None:
+        """Run a subscription's work; whatever a message does to it is counted and logged (rate
+        limited) and the message dropped: no input may take the node down."""
+        try:
+            fn()
+        except Exception as e:
+            self.stats["callback_errors"] += 1
+            self.log.warning(f"dropped a message on {source}: {type(e).__name__}: {e}", throttle_s=5.0,
+                             key=f"callback-{source}")
+
     @property
     def max_image_pixels(self) -> int:
         return self.settings.max_image_pixels if self.settings else 4096 * 4096

@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=ros_env.REPO_ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
                    help="tiny checkpoint directory (built if missing)")
     p.add_argument("--rate", type=float, default=0.25, help="bag playback speed factor")
-    p.add_argument("--out", type=Path, default=None, help="write demo_summary.json here")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write demo_summary.json and the node's debug images (debug_<service>.png) here")
     a = p.parse_args(argv)
     ros_env.apply()
     import rclpy
     from nav_msgs.msg import Odometry
-    from sensor_msgs.msg import PointCloud2
+    from sensor_msgs.msg import Image, PointCloud2
 
     from vlm3_ros.msg import FrameSelector, Pixel, Region
     from vlm3_ros.ros.client import STATUS_NAMES, PerceptionClient, describe
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     rec = TopicRecorder("vlm3_demo_recorder")
     rec.subscribe(PointCloud2, "/vlm3_perception/sparse_depth")
     rec.subscribe(Odometry, "/vlm3_perception/odom")
+    rec.subscribe(Image, "/vlm3_perception/debug_image", depth=10)
     rec.start()
     node = NodeProcess("vlm3_ros.ros.perception_node", args, log_dir=logs).start()
     cnode = rclpy.create_node("vlm3_demo_client")
@@ -98,8 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         summary["services"] = {}
         for name, (cli, req) in calls.items():
+            shown = len(rec.get("/vlm3_perception/debug_image"))
             resp = client.call(cli, req, 300)
             print(f"[demo] {name}: " + describe(name, resp).replace("\n", "\n       "))
+            views = rec.wait_for("/vlm3_perception/debug_image", shown + 1, timeout=5.0)
+            if a.out and len(views) > shown:
+                _save_png(views[-1], a.out / f"debug_{name}.png")
             summary["services"][name] = {"status": STATUS_NAMES.get(resp.status.code, resp.status.code),
                                          "success": resp.success, "message": resp.message,
                                          "total_s": round(resp.timing.total_s, 3)}
@@ -126,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         rec.stop()
         node.stop()
         rclpy.try_shutdown()
+
+
+def _save_png(msg: object, path: Path) -> None:
+    """The node's debug image (rgb8) as a PNG."""
+    import cv2
+
+    rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    print(f"[demo] debug image: {path}")
 
 
 if __name__ == "__main__":

@@ -115,3 +115,18 @@ def test_a_depth_only_robot_configures_with_vo_and_sparse_depth_following_the_ta
 def test_config_validation_names_the_parameter(values: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         build_config(values)
+
+
+def test_rviz_config_shows_the_node_outputs() -> None:
+    """config/vlm3.rviz parses and its displays subscribe to what the node publishes."""
+    rviz = yaml.safe_load((ROOT / "config" / "vlm3.rviz").read_text())
+    displays = {d["Class"]: d for d in rviz["Visualization Manager"]["Displays"]}
+    topics = {d["Name"]: d.get("Topic", {}).get("Value") for d in rviz["Visualization Manager"]["Displays"]}
+    node = f"/{NODE_NAME}"
+    assert topics["VLM3 debug image"] == f"{node}/debug_image"
+    assert topics["Sparse depth"] == f"{node}/sparse_depth"
+    assert topics["Answered depth points and VO path"] == f"{node}/markers"
+    assert topics["Visual odometry"] == f"{node}/odom"
+    assert {"rviz_default_plugins/TF", "rviz_default_plugins/MarkerArray", "rviz_default_plugins/PointCloud2",
+            "rviz_default_plugins/Odometry", "rviz_default_plugins/Image"} <= set(displays)
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "odom"
