@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Load test of the perception node: N concurrent service clients x M GetDepth requests while a
-camera streams at 30 Hz; every request must get exactly one answer (success or an explicit BUSY),
-latency percentiles, frames dropped and the node's RSS (sampled every 0.5 s) are written to
-bench/results/load_<backend>.json and .md.
+camera streams at 30 Hz; every request must get exactly one answer (a success, or an explicit BUSY,
+TIMEOUT or PARSE_FAILURE), with latency percentiles, frames dropped and the node's RSS (sampled
+every 0.5 s), repeated --runs times (a fresh node each). Writes bench/results/<name>.json and .md.
 
+  python bench/load_test.py --backend ground_truth --clients 16 --requests 20 --runs 3
+      # the bundled bag's frames (their ground truth exists), pixels with depth: the success path
   python bench/load_test.py --clients 8 --requests 100          # tiny untrained checkpoint, CPU
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -28,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=30.0, help="camera rate (Hz)")
     p.add_argument("--queue", type=int, default=8, help="the node's inference_queue_size")
     p.add_argument("--max-duration", type=float, default=900.0)
+    p.add_argument("--runs", type=int, default=1, help="repeat the whole run (a fresh node each time)")
+    p.add_argument("--source", choices=("bag", "tum"), default=None,
+                   help="camera stream: the bag's frames (default for ground_truth) or wall-clock TUM frames")
+    p.add_argument("--name", default="", help="results file name (default load_<backend>_<clients>x<requests>)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
+    source = a.source or ("bag" if a.backend == "ground_truth" else "tum")
+    name = a.name or f"load_{a.backend}_{a.clients}x{a.requests}"
     from vlm3_ros.tools import ros_env
 
     ros_env.apply()
@@ -37,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vlm3_ros.inference.assets import make_test_checkpoint
     from vlm3_ros.readers.tum import BAG_PATHS
-    from vlm3_ros.tools.loadgen import run_load
+    from vlm3_ros.tools.loadgen import run_load, valid_depth_pixels
 
     args = ["--ros-args", "-p", "image_topic:=/camera/rgb/image_color", "-p",
             "camera_info_topic:=/camera/rgb/camera_info", "-p", "vo.enabled:=false", "-p", "sparse_depth.rate_hz:=0.0",
@@ -49,26 +59,37 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args += ["-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
                  "-p", "enabled_tasks:=[depth]"]
+    pool = valid_depth_pixels() if source == "bag" else None
     rclpy.init()
+    runs = []
     try:
-        r = run_load(args, a.clients, a.requests, a.rate, a.points, a.max_duration,
-                     Path(tempfile.mkdtemp(prefix="vlm3_load_")))
+        for k in range(a.runs):
+            r = run_load(args, a.clients, a.requests, a.rate, a.points, a.max_duration,
+                         Path(tempfile.mkdtemp(prefix="vlm3_load_")), source=source, pixel_pool=pool)
+            runs.append(r.summary())
+            print(f"run {k + 1}/{a.runs}: {runs[-1]['answered']}/{runs[-1]['requests']} answered, "
+                  f"{runs[-1]['statuses']}", flush=True)
     finally:
         rclpy.try_shutdown()
-    s = r.summary()
     a.out.mkdir(parents=True, exist_ok=True)
-    s["config"] = vars(a) | {"out": str(a.out)}
-    (a.out / f"load_{a.backend}.json").write_text(json.dumps(s, indent=2, default=str))
-    lat = s["latency"]
-    md = [f"# load test ({a.backend}): {a.clients} clients x {a.requests} requests, camera {a.rate} Hz", "",
-          "| requests | answered | statuses | p50 ms | p99 ms | frames published | received | dropped | "
-          "RSS start / max / end MiB |", "|---|---|---|---|---|---|---|---|---|",
-          f"| {s['requests']} | {s['answered']} | {s['statuses']} | {lat.get('p50_ms', float('nan')):.0f} | "
-          f"{lat.get('p99_ms', float('nan')):.0f} | {s['frames_published']} | {s['frames_received_by_node']} | "
-          f"{s['frames_dropped']} | {s['rss_start_mib']:.0f} / {s['rss_max_mib']:.0f} / {s['rss_end_mib']:.0f} |"]
-    (a.out / f"load_{a.backend}.md").write_text("\n".join(md) + "\n")
+    meta = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, "source": source,
+            "machine": platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    (a.out / f"{name}.json").write_text(json.dumps({"config": meta, "runs": runs}, indent=2, default=str))
+    md = [f"# load test ({a.backend}, {source} frames): {a.clients} clients x {a.requests} requests, camera "
+          f"{a.rate} Hz, {a.runs} run(s)", "", f"Machine: {meta['machine']}, {meta['cpu_count']} cores. Command: "
+          f"`python bench/load_test.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+          "| run | requests | answered | statuses | p50 ms | p99 ms | frames published | received | dropped | "
+          "RSS start / max / end MiB | RSS by quarter MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k, s in enumerate(runs, 1):
+        lat = s["latency"]
+        md.append(f"| {k} | {s['requests']} | {s['answered']} | {s['statuses']} | "
+                  f"{lat.get('p50_ms', float('nan')):.0f} | {lat.get('p99_ms', float('nan')):.0f} | "
+                  f"{s['frames_published']} | {s['frames_received_by_node']} | {s['frames_dropped']} | "
+                  f"{s['rss_start_mib']:.0f} / {s['rss_max_mib']:.0f} / {s['rss_end_mib']:.0f} | "
+                  f"{' / '.join(f'{v:.0f}' for v in s['rss_quarters_mib'])} |")
+    (a.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    return 0 if s["answered"] == s["requests"] and not s["errors"] else 1
+    return 0 if all(s["answered"] == s["requests"] and not s["errors"] for s in runs) else 1
 
 
 if __name__ == "__main__":

@@ -137,8 +137,9 @@ def test_lifecycle_transitions_while_serving(tiny_node) -> None:
     while not in_flight.done() and time.monotonic() < t_end:
         rclpy.spin_once(n, timeout_sec=0.05)
     assert in_flight.done()
-    assert in_flight.result().status.code in (Status.PARSE_FAILURE, Status.MODEL_NOT_READY, Status.BUSY,
-                                              Status.BACKEND_ERROR)
+    # one clear status: answered, or stopped by the deactivation (never an internal error)
+    assert in_flight.result().status.code in (Status.PARSE_FAILURE, Status.MODEL_NOT_READY, Status.BUSY)
+    assert "internal error" not in in_flight.result().message
     req = GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=10.0, y=10.0)])
     r = c.call(c.depth, req)
     assert r.status.code == Status.MODEL_NOT_READY and "not active" in r.message

@@ -97,10 +97,13 @@ def seams(rclpy_context, tmp_path_factory, bag_truth):
     try:
         node.wait_for_log("]: active", timeout=60)
         assert _spin_until(n, lambda: dynamic.get_subscription_count() > 0, 15)
-        # the joint's state every 50 ms over both loops of the replay (each loop continues the clock)
-        for stamp in range(t0 - 10**9, t1 + 3 * 10**9, 50_000_000):
-            dynamic.publish(TFMessage(transforms=[tf("pan_base", "camera_link", _pan(stamp), stamp)]))
-        _spin_until(n, lambda: False, 0.5)
+        _spin_until(n, lambda: False, 1.0)  # the reader's side of the match settles too
+        # the joint's state every 50 ms over both loops of the replay (each loop continues the
+        # clock), sent twice as a joint state publisher keeps sending: /tf is volatile
+        for _ in range(2):
+            for stamp in range(t0 - 10**9, t1 + 3 * 10**9, 50_000_000):
+                dynamic.publish(TFMessage(transforms=[tf("pan_base", "camera_link", _pan(stamp), stamp)]))
+            _spin_until(n, lambda: False, 0.5)
         player = NodeProcess("vlm3_ros.ros.bag_player", [
             str(BAG_PATHS["mcap"]), "--rate", "0.5", "--loops", "2", "--no-tf", "--depth-topic", "",
             "--publish-image-as", f"{NS}/image", "--publish-camera-info-as", f"{NS}/camera_info"], log_dir=logs).start()

@@ -47,6 +47,19 @@ POSE_DISTANCE = "Estimate the magnitude of the camera translation between the tw
 BOX_TEXT = "bounding box region ({x1}, {y1}, {x2}, {y2})"
 
 _REGION_REF = re.compile(r"Region\s*\[\s*(\d+)\s*\]|<mask>")
+# Text that Qwen's tokenizer turns into control tokens (<|im_end|>, <|image_pad|>, ...), and markup
+# the chat format gives a meaning (<think>, <tool_call>): never allowed in text a user supplies.
+SPECIAL_TOKEN_TEXT = re.compile(r"<\|[^<>|]{0,64}\|>")
+CHAT_MARKUP = re.compile(r"</?(?:think|tool_call|tool_response)>", re.IGNORECASE)
+
+
+def check_user_text(text: str, what: str = "the question", markup: bool = True) -> None:
+    """Raise PromptError when ``text`` would reach the model as control tokens (prompt injection:
+    an end of turn, a system turn, a fake image placeholder) or, with ``markup``, as chat markup."""
+    m = SPECIAL_TOKEN_TEXT.search(text) or (CHAT_MARKUP.search(text) if markup else None)
+    if m is not None:
+        raise PromptError(f"{what} contains {m.group(0)!r}, a control token of the model's chat format; "
+                          "remove it")
 
 
 class PromptError(ValueError):
@@ -110,6 +123,7 @@ class PromptSet:
         boxes_norm = np.asarray(boxes_norm).reshape(-1, 4)
         if not question.strip():
             raise PromptError("the question is empty")
+        check_user_text(question)
         mask_counter = iter(range(len(boxes_norm) + 1))
         used: set[int] = set()
 

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 
 SUPPORTED_DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant", "")
+MIN_FOCAL_PER_PX = 0.01    # focal / longest side: a field of view of 178.9 degrees
+MAX_FOCAL_PER_PX = 1000.0  # 0.06 degrees
 
 
 class CameraModelError(ValueError):
@@ -105,6 +107,13 @@ class CameraModel:
                "an all-zero K means the camera is uncalibrated")
         _check(k[2, 2] == 1.0 and k[1, 0] == 0 and k[2, 0] == 0 and k[2, 1] == 0,
                f"K must be upper triangular with K[8]=1, got {list(info.k)}")
+        # A lens sees between about 0.06 and 178 degrees: outside, the focal length is a unit or
+        # driver error, and unifying to the model's focal would make an absurd image.
+        span = max(info.width, info.height)
+        for name, f in (("fx", k[0, 0]), ("fy", k[1, 1])):
+            _check(MIN_FOCAL_PER_PX * span <= f <= MAX_FOCAL_PER_PX * span,
+                   f"focal length {name}={f:g} px is implausible for a {info.width}x{info.height} image (expected "
+                   f"{MIN_FOCAL_PER_PX * span:g} to {MAX_FOCAL_PER_PX * span:g} px): check the calibration's units")
         # An all-zero P is what drivers send when they do not rectify: use K then.
         has_p = len(info.p) and any(v != 0.0 for v in info.p)
         p = _matrix(info.p, (3, 4), "P") if has_p else np.hstack([k, np.zeros((3, 1))])

@@ -29,6 +29,16 @@ from vlm3_ros.geometry.camera import CameraModel
 
 LOG = logging.getLogger(__name__)
 
+# Qwen3-VL's image processor refuses images whose sides differ more than this, or a side below
+# one merged patch (16 px patches, 2x2 merge).
+MAX_ASPECT_RATIO = 200.0
+MIN_SIDE_PX = 32
+
+
+class UnifyError(ValueError):
+    """The image cannot be unified into something the model accepts (message says why)."""
+
+
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
@@ -111,6 +121,9 @@ def plan(camera: CameraModel, config: UnifyConfig) -> UnifiedView:
     rectify = bool(config.rectify and camera.needs_rectification)
     k0 = camera.rectified().K if rectify else camera.K
     w, h = camera.width, camera.height
+    if max(w, h) / min(w, h) > MAX_ASPECT_RATIO:
+        raise UnifyError(f"image is {w}x{h}: an aspect ratio above {MAX_ASPECT_RATIO:g}, which the model's image "
+                         "processor refuses")
     clamped = False
     if config.target_focal is not None:
         sx = config.target_focal / k0[0, 0]
@@ -131,8 +144,9 @@ def plan(camera: CameraModel, config: UnifyConfig) -> UnifiedView:
         s = config.long_edge / max(w, h)
         sx = sy = s
         new_w, new_h = round(w * s), round(h * s)
-    if new_w < 1 or new_h < 1:
-        raise ValueError(f"unified image would be {new_w}x{new_h}: check the CameraInfo focal length")
+    if not (math.isfinite(sx) and math.isfinite(sy)) or min(new_w, new_h) < MIN_SIDE_PX:
+        raise UnifyError(f"unified image would be {new_w}x{new_h} (scale {sx:.3g}), below the model's minimum of "
+                         f"{MIN_SIDE_PX} px a side: check the CameraInfo focal length and the image size")
     k = k0.copy()
     k[0, :] *= sx
     k[1, :] *= sy

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from vlm3_ros.contract import cancel
+from vlm3_ros.contract.prompts import PromptError, check_user_text
 from vlm3_ros.contract.question import Answer, BackendError, Question
 
 LOG = logging.getLogger(__name__)
@@ -244,8 +246,17 @@ class TransformersBackend:
     def answer(self, questions: Sequence[Question]) -> list[Answer]:
         if self._closed:
             raise BackendError("backend is closed")
+        for q in questions:  # defence in depth: the task layer rejects this before it gets here
+            try:  # (the contract's own prompts carry <think> markup: only special tokens here)
+                check_user_text(q.text, "a question's text", markup=False)
+            except PromptError as e:
+                raise BackendError(str(e)) from None
         if self.cfg.mode == "naive":
-            return [self._naive(q) for q in questions]
+            out_naive = []
+            for q in questions:
+                cancel.check()  # batch boundary: one question
+                out_naive.append(self._naive(q))
+            return out_naive
         out: list[Answer | None] = [None] * len(questions)
         groups: dict[Hashable, list[int]] = {}
         for i, q in enumerate(questions):
@@ -350,6 +361,7 @@ class TransformersBackend:
         answers: list[Answer] = []
         bs = self.cfg.batch_size
         for start in range(0, len(qs), bs):
+            cancel.check()  # batch boundary: stop here when the caller gave up or the node stops
             batch = qs[start:start + bs]
             suffixes = [self._suffix_ids(q, prefix_text) for q in batch]
             L = max(len(s) for s in suffixes)

@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vlm3_ros.contract import cancel
 from vlm3_ros.contract.question import Answer, BackendError, Question
 
 LOG = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ class RemoteBackend:
         return ids
 
     def answer(self, questions: Sequence[Question]) -> list[Answer]:
-        return list(self._pool.map(self._one, questions))
+        token = cancel.current()  # the pool's threads do not see the caller's context
+        return list(self._pool.map(lambda q: self._one(q, token), questions))
 
     def _payload(self, q: Question) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": png_data_url(im)}}
@@ -112,10 +114,12 @@ class RemoteBackend:
         except json.JSONDecodeError as e:
             raise BackendError(f"server returned malformed JSON ({len(raw)} bytes): {e}") from e
 
-    def _one(self, q: Question) -> Answer:
+    def _one(self, q: Question, token: cancel.CancelToken | None = None) -> Answer:
         body = json.dumps(self._payload(q)).encode()
         last = ""
         for attempt in range(self.cfg.retries + 1):
+            if token is not None:
+                token.check()  # each request and retry is a boundary
             if attempt:
                 self.stats["retries"] += 1
                 time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))

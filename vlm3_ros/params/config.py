@@ -3,6 +3,7 @@ parameter table (vlm3_ros.params.table), then their combinations."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,18 +110,19 @@ def build_config(values: dict[str, Any], require_backend: bool = True) -> NodeCo
         for name in ("remote.url", *(f"remote.{t}_url" for t in tasks)):
             if (out[name] or name == "remote.url") and not out[name].startswith(("http://", "https://")):
                 raise ConfigError(f"{name}={out[name]!r} must start with http:// or https://")
-    if out["sparse_depth.pattern"] == "pixels":
-        px = out["sparse_depth.pixels"]
-        if len(px) < 2 or len(px) % 2:
-            raise ConfigError("sparse_depth.pixels must be a flat list [x0, y0, x1, y1, ...] with an even length")
+    px = out["sparse_depth.pixels"]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in px):
+        raise ConfigError(f"sparse_depth.pixels must hold finite, non-negative pixel coordinates, got {px!r}")
+    if out["sparse_depth.pattern"] == "pixels" and (len(px) < 2 or len(px) % 2):
+        raise ConfigError("sparse_depth.pixels must be a flat list [x0, y0, x1, y1, ...] with an even length")
     n_sparse = (out["sparse_depth.grid_cols"] * out["sparse_depth.grid_rows"] if out["sparse_depth.pattern"] == "grid"
                 else len(out["sparse_depth.pixels"]) // 2)
     if out["sparse_depth.rate_hz"] > 0 and "depth" in tasks and n_sparse > out["max_points_per_request"]:
         raise ConfigError(f"the sparse depth pattern has {n_sparse} points, more than max_points_per_request="
                           f"{out['max_points_per_request']}")
     ext = out["vo.camera_extrinsic"]
-    if len(ext) != 7:
-        raise ConfigError("vo.camera_extrinsic must be [x, y, z, qx, qy, qz, qw]")
+    if len(ext) != 7 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ext):
+        raise ConfigError(f"vo.camera_extrinsic must be 7 finite numbers [x, y, z, qx, qy, qz, qw], got {ext!r}")
     qn = sum(v * v for v in ext[3:]) ** 0.5
     if abs(qn - 1.0) > 1e-3:
         raise ConfigError(f"vo.camera_extrinsic quaternion has norm {qn:.4f}; it must be a unit quaternion")

@@ -139,3 +139,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("autostart", True, "configure and activate at start-up (no lifecycle manager needed)"),
 )
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+
+# Parameters a running node applies at once; every other one is read at configure (changing it
+# while the node is configured is refused with the reason, it takes effect at the next configure).
+LIVE: frozenset[str] = frozenset({
+    "max_points_per_request", "max_regions_per_request", "max_question_chars", "request_timeout_s",
+    "camera_timeout_s", "vo.position_stddev_m", "vo.rotation_stddev_deg", "vo.publish_tf",
+})

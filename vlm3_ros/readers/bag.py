@@ -4,6 +4,7 @@ the ``rosbags`` library (no ROS needed), as plain records in bag-time order.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,23 @@ def _image(m: Any) -> ImageRecord:
 
 def _T(tr: Any, rot: Any) -> np.ndarray:
     return make_T(quat_xyzw_to_matrix([rot.x, rot.y, rot.z, rot.w]), [tr.x, tr.y, tr.z])
+
+
+def loop_period_ns(records: list[Record]) -> int:
+    """How far each loop of a replayed bag moves its stamps: the header-stamp span plus one median
+    gap between images, so loop k+1 starts one frame after loop k ends (the player and the
+    ground-truth double agree on it)."""
+    stamps = sorted(r.value.stamp_ns for r in records if isinstance(r.value, (ImageRecord, InfoRecord, TfRecord)))
+    images = sorted(r.value.stamp_ns for r in records if r.kind == "image")
+    gap = int(np.median(np.diff(images))) if len(images) > 1 else 100_000_000
+    return (stamps[-1] - stamps[0] + gap) if stamps else gap
+
+
+def shifted(value: object, offset_ns: int) -> object:
+    """A record's value with its header stamp moved by ``offset_ns``."""
+    if offset_ns and isinstance(value, (ImageRecord, InfoRecord, TfRecord)):
+        return dataclasses.replace(value, stamp_ns=value.stamp_ns + offset_ns)
+    return value
 
 
 @dataclass

@@ -8,12 +8,10 @@ Image and TFMessage with the recorded header stamps, paced by the recorded log t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -21,23 +19,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
-from vlm3_ros.readers.bag import BagReader, BagTopics, ImageRecord, InfoRecord, Record, TfRecord
+from vlm3_ros.readers.bag import BagReader, BagTopics, ImageRecord, InfoRecord, TfRecord, loop_period_ns, shifted
 from vlm3_ros.ros import conversions as cv
-
-
-def loop_period_ns(records: list[Record]) -> int:
-    """How far each loop's stamps move: the bag's header-stamp span plus one median gap between
-    images, so loop k+1 starts one frame after loop k ends."""
-    stamps = sorted(r.value.stamp_ns for r in records if isinstance(r.value, (ImageRecord, InfoRecord, TfRecord)))
-    images = sorted(r.value.stamp_ns for r in records if r.kind == "image")
-    gap = int(np.median(np.diff(images))) if len(images) > 1 else 100_000_000
-    return (stamps[-1] - stamps[0] + gap) if stamps else gap
-
-
-def shifted(value: object, offset_ns: int) -> object:
-    if offset_ns and isinstance(value, (ImageRecord, InfoRecord, TfRecord)):
-        return dataclasses.replace(value, stamp_ns=value.stamp_ns + offset_ns)
-    return value
 
 
 class BagPlayer(Node):

@@ -11,6 +11,7 @@ from typing import Any
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
 from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
@@ -18,6 +19,10 @@ from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.services import SERVICES
 from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
 from vlm3_ros.tasks.registry import TASKS
+
+# Both sides of the services keep a deep, reliable history: a burst of requests (or of replies to
+# many concurrent clients) is queued, not dropped (docs/reliability.md).
+SERVICE_QOS = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 STATUS_NAMES = {getattr(Status, n): n for n in dir(Status) if n.isupper() and isinstance(getattr(Status, n), int)}
 
@@ -29,30 +34,39 @@ class PerceptionClient:
     def __init__(self, node: Node, target: str = "/vlm3_perception") -> None:
         self.node = node
         self.target = target.rstrip("/")
-        self.clients = {name: node.create_client(SERVICES[name][0], f"{self.target}/{spec.service}")
+        self.clients = {name: node.create_client(SERVICES[name][0], f"{self.target}/{spec.service}",
+                                                 qos_profile=SERVICE_QOS)
                         for name, spec in TASKS.items()}
         for name, c in self.clients.items():
             setattr(self, name, c)
-        self.reset = node.create_client(Trigger, f"{self.target}/reset_odometry")
+        self.reset = node.create_client(Trigger, f"{self.target}/reset_odometry", qos_profile=SERVICE_QOS)
+        self.retried = 0
 
     def wait(self, timeout: float = 30.0) -> bool:
         return all(c.wait_for_service(timeout_sec=timeout) for c in self.clients.values())
 
-    def call(self, client: Any, request: Any, timeout: float = 120.0) -> Any:
-        """Call and wait. A private executor per call: several threads may each drive their own
-        client node at once (rclpy's global executor is shared and not safe for that)."""
-        fut = client.call_async(request)
-        ex = SingleThreadedExecutor(context=self.node.context)
-        ex.add_node(self.node)
-        try:
-            ex.spin_until_future_complete(fut, timeout_sec=timeout)
-        finally:
-            ex.remove_node(self.node)
-            ex.shutdown()
-        if not fut.done():
-            client.remove_pending_request(fut)
-            raise TimeoutError(f"no answer from {client.srv_name} within {timeout}s")
-        return fut.result()
+    def call(self, client: Any, request: Any, timeout: float = 120.0, retries: int = 1) -> Any:
+        """Call and wait up to ``timeout``; a reply that does not come is asked for again
+        ``retries`` times. Each try is a new request with its own sequence number: rclpy matches a
+        reply to its request by that number, and a late reply to an abandoned try is dropped, so
+        the caller gets exactly one reply. The services only read, so a second try is safe (with a
+        LATEST selector it may see a newer frame: use BY_STAMP when that matters). A private
+        executor per call lets several threads each drive their own client node at once."""
+        for attempt in range(retries + 1):
+            fut = client.call_async(request)
+            ex = SingleThreadedExecutor(context=self.node.context)
+            ex.add_node(self.node)
+            try:
+                ex.spin_until_future_complete(fut, timeout_sec=timeout)
+            finally:
+                ex.remove_node(self.node)
+                ex.shutdown()
+            if fut.done():
+                return fut.result()
+            client.remove_pending_request(fut)  # a late reply to this try is dropped
+            if attempt < retries:
+                self.retried += 1
+        raise TimeoutError(f"no answer from {client.srv_name} within {timeout}s ({retries + 1} tries)")
 
 
 def selector(spec: str) -> FrameSelector:

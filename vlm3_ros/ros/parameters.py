@@ -9,11 +9,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from vlm3_ros.params.config import ConfigError, validate_value
-from vlm3_ros.params.table import PARAMS, ParamSpec
-
-# Parameters whose change only takes effect at the next configure (they pick the models).
-RECONFIGURE_PREFIXES = ("model.", "backend", "remote.", "ground_truth.")
+from vlm3_ros.params.config import ConfigError, NodeConfig, build_config, validate_value
+from vlm3_ros.params.table import LIVE, PARAMS, ParamSpec
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -53,11 +50,21 @@ def read_all(node: Node) -> dict[str, Any]:
     return {spec.name: node.get_parameter(spec.name).value for spec in PARAMS}
 
 
-def check_changes(params: list[Parameter]) -> tuple[SetParametersResult, bool]:
-    """(result, needs_reconfigure): each value validated against its row of the table."""
-    for p in params:
-        try:
-            validate_value(p.name, p.value)
-        except ConfigError as e:
-            return SetParametersResult(successful=False, reason=str(e)), False
-    return SetParametersResult(successful=True), any(p.name.startswith(RECONFIGURE_PREFIXES) for p in params)
+def check_changes(params: list[Parameter], current: dict[str, Any], configured: bool) -> tuple[SetParametersResult,
+                                                                                           NodeConfig | None]:
+    """Validate a change like a configure would (each value, then the whole configuration with it);
+    while the node is configured only LIVE parameters may change. Returns the result and, when
+    accepted, the configuration to apply (None when nothing is applied live)."""
+    changes = {p.name: p.value for p in params}
+    try:
+        for name, value in changes.items():
+            validate_value(name, value)
+        candidate = build_config({**current, **changes}, require_backend=False)
+    except ConfigError as e:
+        return SetParametersResult(successful=False, reason=str(e)), None
+    fixed = sorted(n for n in changes if n not in LIVE and changes[n] != current.get(n))
+    if configured and fixed:
+        return SetParametersResult(successful=False, reason=(
+            f"{', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'} read at configure: deactivate and clean up the "
+            f"node, set it, then configure and activate (these apply live: {', '.join(sorted(LIVE))})")), None
+    return SetParametersResult(successful=True), candidate if configured else None

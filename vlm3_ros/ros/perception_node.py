@@ -46,6 +46,7 @@ from vlm3_ros.params.table import NODE_NAME
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros import markers, parameters
+from vlm3_ros.ros.client import SERVICE_QOS
 from vlm3_ros.ros.services import SERVICES
 from vlm3_ros.serving import debug_view
 from vlm3_ros.serving.core import PerceptionCore, Reply
@@ -69,7 +70,7 @@ class PerceptionNode(LifecycleNode):
         # Reentrant: concurrent calls wait on the inference queue together (a full queue answers
         # BUSY at once) instead of piling up in the DDS request queue, whose history is bounded.
         # A deep request history keeps bursts of calls from being dropped before they are read.
-        srv_qos = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE)
+        srv_qos = SERVICE_QOS
         for name, spec in TASKS.items():
             srv_type, handler = SERVICES[name]
             self.create_service(srv_type, f"~/{spec.service}", functools.partial(handler, self.core),
@@ -114,6 +115,7 @@ class PerceptionNode(LifecycleNode):
         for note in cfg.notes():
             self.get_logger().info(note)
         if not self.core.configure(mapping.serving_settings(cfg), pipeline, lambda: mapping.open_backends(cfg)):
+            self.cfg = None  # still unconfigured: every parameter may be fixed before the next try
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"configured: backend={cfg['backend']} tasks={list(cfg.tasks)} "
                                f"camera={cfg['image_topic']} (+ {cfg['camera_info_topic']})")
@@ -180,10 +182,11 @@ class PerceptionNode(LifecycleNode):
         self.core.deactivate()
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        result, reconfigure = parameters.check_changes(params)
-        if result.successful and reconfigure and self.cfg is not None:
-            self.get_logger().warning("model parameters take effect at the next configure (deactivate, cleanup, "
-                                      "configure, activate)")
+        result, live = parameters.check_changes(params, parameters.read_all(self), self.cfg is not None)
+        if live is not None:  # configured: the accepted changes are LIVE ones, applied now
+            self.cfg = live
+            self.core.apply_live(mapping.serving_settings(live), live["max_points_per_request"])
+            self.get_logger().info("applied " + ", ".join(f"{p.name}={p.value}" for p in params))
         return result
 
     # ================================================================== camera

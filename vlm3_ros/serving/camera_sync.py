@@ -103,7 +103,15 @@ class CameraSync:
         info, exact = self.pick_info(stamp_ns, frame_id)
         if info is None:
             self.stats.no_camera_info += 1
-            self.stats.last_error = "no CameraInfo received for this camera yet"
+            with self._lock:
+                last = self._infos[-1] if self._infos else None
+            if last is None:
+                self.stats.last_error = "no CameraInfo received for this camera yet"
+            else:
+                self.stats.last_error = (
+                    f"no CameraInfo with this image's stamp {stamp_ns * 1e-9:.3f} (+-{self.tolerance_s}s) or its "
+                    f"frame_id {frame_id!r}; the latest CameraInfo has frame_id {last[1].frame_id!r} and stamp "
+                    f"{last[0] * 1e-9:.3f}: the driver must stamp or name both alike")
             with self._lock:
                 self._pending.append((stamp_ns, frame_id, rgb))
             return None

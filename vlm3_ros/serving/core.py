@@ -15,12 +15,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from vlm3_ros.contract.cancel import Cancelled
 from vlm3_ros.contract.question import Backend, BackendError
 from vlm3_ros.geometry.camera import CameraInfoData, CameraModelError
 from vlm3_ros.geometry.frame import Frame
@@ -131,7 +132,7 @@ class PerceptionCore:
                                         "callback_errors": 0}
         self.requests = RequestStats()
         self.last_frame_wall = time.monotonic()     # the last image received (any)
-        self.last_usable_wall = time.monotonic()    # the last frame that entered the cache
+        self.unusable_since: float | None = None    # images arrive but none entered the cache since
         self.config_error = ""                      # why the last configure failed ('' = it did not)
         self._T_base_cam_param = np.eye(4)
         self.tf = TfTree()
@@ -206,12 +207,25 @@ class PerceptionCore:
         self.sync.clear()
         self.settings = None
 
+    def apply_live(self, settings: ServingSettings, max_points: int) -> None:
+        """Parameters a running node takes at once (request limits, timeouts, covariances): the
+        next request reads them."""
+        self.settings = settings
+        if self.pipeline_settings is not None:
+            self.pipeline_settings = replace(self.pipeline_settings, max_points=max_points)
+        pipeline = self.pipeline
+        if pipeline is not None and self.pipeline_settings is not None:
+            pipeline.settings = self.pipeline_settings
+
     def release_models(self) -> None:
+        """Stop the worker (queued jobs answered BUSY, the running one stopped at its next batch
+        boundary), then free the models: never under a job that still runs."""
         with self._lock:
             worker, backends = self.worker, self.backends
             self.worker, self.pipeline, self.backends = None, None, {}
-        if worker is not None:
-            worker.stop()
+        if worker is not None and not worker.stop(reason="the node is being deactivated"):
+            self.log.error("the inference job did not stop within 60 s; its models stay loaded until it ends")
+            return
         close_backends(backends)
 
     # ================================================================== camera
@@ -230,7 +244,8 @@ class PerceptionCore:
         return self.settings.max_image_pixels if self.settings else 4096 * 4096
 
     def on_camera_info(self, stamp_ns: int, info: CameraInfoData) -> None:
-        self.sync.add_camera_info(stamp_ns, info)
+        if self.sync.add_camera_info(stamp_ns, info):  # images that waited for it are usable now
+            self.unusable_since = None
 
     def on_image(self, stamp_ns: int, frame_id: str, decode: Callable[[], np.ndarray]) -> Frame | None:
         """Decode (in the caller's thread) and cache; bad images are counted and logged."""
@@ -241,6 +256,8 @@ class PerceptionCore:
         except (ImageDecodeError, ValueError) as e:
             self.sync.stats.decode_errors += 1
             self.sync.stats.last_error = str(e)
+            if self.unusable_since is None:
+                self.unusable_since = time.monotonic()
             topic = self.settings.image_topic if self.settings else "?"
             self.log.warning(f"dropping image from {topic}: {e}", throttle_s=5.0, key="decode")
             return None
@@ -253,8 +270,10 @@ class PerceptionCore:
             self.log.warning(f"{self.sync.stats.last_error}; visual odometry restarts at this frame")
         if frame is None and self.sync.stats.last_error:
             self.log.warning(f"image not usable: {self.sync.stats.last_error}", throttle_s=5.0, key="unusable")
-        elif frame is not None:
-            self.last_usable_wall = time.monotonic()
+        if frame is not None:
+            self.unusable_since = None
+        elif self.unusable_since is None:
+            self.unusable_since = time.monotonic()
         return frame
 
     def on_tf(self, edges: list[TfEdge], static: bool) -> None:
@@ -360,7 +379,14 @@ class PerceptionCore:
             return fut.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             fut.cancel()
-            raise DeadlineExceeded(f"{label} did not finish within request_timeout_s={timeout}") from None
+            # the job's own deadline stops it at its next batch boundary; make sure it does
+            fut.token.cancel(f"its caller stopped waiting after request_timeout_s={timeout}")  # type: ignore[attr-defined]
+            raise DeadlineExceeded(f"{label} did not finish within request_timeout_s={timeout}; the work was stopped "
+                                   "at its next batch boundary") from None
+        except Cancelled as e:
+            if not self.active:
+                raise NotReady(f"the node was deactivated while {label} ran: {e}") from None
+            raise
 
     def _check_task(self, task: str) -> None:
         if not self.active or self.settings is None:
@@ -444,6 +470,8 @@ class PerceptionCore:
         return self.serve("object_query", "object", body, {"boxes": b})
 
     def reset_odometry(self) -> tuple[bool, str]:
+        if not self.active:
+            return False, "the node is not active: nothing to reset (activate it first)"
         if self.vo is None:
             return False, "visual odometry is not running (vo.enabled false or node inactive)"
         self.vo.reset()
@@ -494,7 +522,8 @@ class PerceptionCore:
     def _camera_health(self) -> Health:
         s = self.settings
         now = time.monotonic()
-        silent, unusable = now - self.last_frame_wall, now - self.last_usable_wall
+        silent = now - self.last_frame_wall
+        unusable = now - self.unusable_since if self.unusable_since is not None else 0.0
         stats = self.sync.stats
         values: dict[str, Any] = {**stats.as_dict(), **self.stats}
         if not self.active or s is None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from vlm3_ros.contract.cancel import Cancelled
 from vlm3_ros.contract.prompts import PromptError
 from vlm3_ros.contract.question import BackendError
 from vlm3_ros.geometry.camera import CameraModelError
 from vlm3_ros.geometry.frame import FrameError
+from vlm3_ros.geometry.unify import UnifyError
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded
 from vlm3_ros.tasks.common import Outcome, RequestError
@@ -50,9 +52,11 @@ ERROR_STATUS: tuple[tuple[type[BaseException], StatusCode], ...] = (
     (PromptError, StatusCode.INVALID_REQUEST),
     (FrameError, StatusCode.INVALID_REQUEST),
     (CameraModelError, StatusCode.INVALID_REQUEST),
+    (UnifyError, StatusCode.INVALID_REQUEST),
     (ImageDecodeError, StatusCode.INVALID_REQUEST),
     (BackendBusy, StatusCode.BUSY),
     (DeadlineExceeded, StatusCode.TIMEOUT),
+    (Cancelled, StatusCode.TIMEOUT),
     (BackendError, StatusCode.BACKEND_ERROR),
 )
 

@@ -1,9 +1,11 @@
-"""One inference worker thread with a bounded queue and a per-job deadline.
+"""One inference worker thread with a bounded queue and a per-job deadline over the whole job.
 
 Why: the model is one device resource and must not run in a ROS callback that has to keep up
 with the camera. Service callbacks submit jobs here and wait on a future; when the queue is full
-they get :class:`BackendBusy` at once (the node answers BUSY), and a job whose deadline passed
-while it waited is dropped with :class:`DeadlineExceeded` instead of being run stale.
+they get :class:`BackendBusy` at once (the node answers BUSY), a job whose deadline passed while it
+waited is dropped with :class:`DeadlineExceeded`, and a running job stops at its next batch
+boundary once its deadline passes or its token is cancelled (caller gone, node stopping): the
+device is never held for work nobody waits for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlm3_ros.contract.cancel import CancelToken, running
 from vlm3_ros.contract.question import BackendError
 
 LOG = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class _Job:
     deadline: float = field(compare=False)
     submitted: float = field(compare=False)
     label: str = field(compare=False, default="")
+    token: CancelToken = field(compare=False, default_factory=CancelToken)
 
 
 class InferenceWorker:
@@ -48,19 +52,22 @@ class InferenceWorker:
         self._seq = 0
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self.stats = {"submitted": 0, "completed": 0, "failed": 0, "busy": 0, "expired": 0}
+        self._running: _Job | None = None
+        self.stats = {"submitted": 0, "completed": 0, "failed": 0, "busy": 0, "expired": 0, "cancelled": 0}
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[[], Any], timeout_s: float, label: str = "") -> Future:
-        """Queue ``fn``; raise BackendBusy when full. The job is dropped if not started in ``timeout_s``."""
+        """Queue ``fn``; raise BackendBusy when full. ``timeout_s`` bounds the whole job: dropped if
+        not started by then, stopped at its next batch boundary after it. ``future.token`` cancels it."""
         if self._stopped.is_set():
             raise BackendBusy("the inference worker is stopped")
         fut: Future = Future()
         now = time.monotonic()
         with self._lock:
             self._seq += 1
-            job = _Job(self._seq, fn, fut, now + timeout_s, now, label)
+            job = _Job(self._seq, fn, fut, now + timeout_s, now, label, CancelToken(now + timeout_s, label))
+        fut.token = job.token  # type: ignore[attr-defined]
         try:
             self._q.put_nowait(job)
         except queue.Full:
@@ -85,18 +92,27 @@ class InferenceWorker:
                 job.future.set_exception(DeadlineExceeded(
                     f"dropped {job.label or 'job'} after waiting {waited:.2f}s in the queue (deadline passed)"))
                 continue
+            self._running = job
             try:
-                result = job.fn()
+                with running(job.token):
+                    result = job.fn()
             except BaseException as e:  # the future carries it to the caller; the worker lives on
-                self.stats["failed"] += 1
+                self.stats["cancelled" if job.token.cancelled else "failed"] += 1
                 job.future.set_exception(e)
             else:
                 self.stats["completed"] += 1
                 job.future.set_result(result)
+            finally:
+                self._running = None
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Fail what is still queued, let the running job finish, end the thread."""
+    def stop(self, timeout: float = 60.0, reason: str = "") -> bool:
+        """Fail what is still queued, stop the running job at its next batch boundary (with
+        ``reason``; without one it may finish), end the thread. True when the thread ended, so the
+        models it used may be released."""
         self._stopped.set()
+        job = self._running
+        if reason and job is not None:
+            job.token.cancel(reason)
         while True:
             try:
                 job = self._q.get_nowait()
@@ -106,6 +122,7 @@ class InferenceWorker:
                 job.future.set_exception(BackendBusy("the inference worker stopped before this job ran"))
         self._q.put(None)
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     @property
     def alive(self) -> bool:

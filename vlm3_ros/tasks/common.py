@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from vlm3_ros.contract import cancel
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Answer, Backend, Question
 from vlm3_ros.geometry.frame import Frame
@@ -107,6 +108,7 @@ def images_key(task: str, *frames: Frame) -> Hashable:
 def ask(backend: Backend, questions: list[Question], tm: Timings, t0: float) -> list[Answer]:
     """Run the questions, booking preprocessing (since ``t0``) and inference time."""
     tm.preprocess_s = time.monotonic() - t0
+    cancel.check()  # a job whose caller gave up stops before the model runs
     t1 = time.monotonic()
     answers = backend.answer(questions) if questions else []
     tm.inference_s = time.monotonic() - t1

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from vlm3_ros.contract import cancel
 from vlm3_ros.contract.question import Answer, Question
 
 
@@ -25,6 +26,7 @@ class ScriptedBackend:
             self.calls += 1
         out = []
         for i, q in enumerate(questions):
+            cancel.check()  # like a real backend's batch boundary
             if self.delay_s:
                 time.sleep(self.delay_s)
             out.append(Answer(self.reply(q, i)))

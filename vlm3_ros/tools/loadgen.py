@@ -18,8 +18,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from vlm3_ros.eval import metrics as M
+from vlm3_ros.geometry.camera import CameraInfoData
 from vlm3_ros.msg import FrameSelector, Pixel, Status
-from vlm3_ros.readers.tum import TumSequence
+from vlm3_ros.readers.bag import BagReader, loop_period_ns
+from vlm3_ros.readers.tum import BAG_PATHS, TumSequence
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.client import STATUS_NAMES, PerceptionClient
 from vlm3_ros.srv import GetDepth
@@ -58,15 +60,40 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def camera_stream(source: str) -> tuple[list[tuple[np.ndarray, CameraInfoData, int]], int | None]:
+    """The frames the load test streams, as (rgb, CameraInfo, recorded stamp), and the loop period:
+    ``bag``: the bundled bag's frames with their stamps, each pass continuing the clock by the loop
+    period (the ground-truth double answers them); ``tum``: five TUM frames stamped with the wall
+    clock (no ground truth: a test double answers PARSE_FAILURE, a model answers)."""
+    if source == "bag":
+        records = list(BagReader(BAG_PATHS["mcap"]).records(("image", "camera_info", "tf", "depth")))
+        infos = {r.value.stamp_ns: r.value.info for r in records if r.kind == "camera_info"}
+        frames = [(r.value.rgb(), infos[r.value.stamp_ns], r.value.stamp_ns) for r in records if r.kind == "image"]
+        return frames, loop_period_ns(records)
+    seq = TumSequence()
+    return [(f.rgb(), seq.camera_info, 0) for f in seq.frames[:5]], None
+
+
+def valid_depth_pixels(step: int = 16, margin: int = 16) -> np.ndarray:
+    """Grid pixels with ground-truth depth in every frame of the bundled bag (the ground-truth
+    double answers them all, so a load test measures the success path)."""
+    depth = [rec.value.depth_m() for rec in BagReader(BAG_PATHS["mcap"]).records(("depth",))]
+    ok = np.all([d > 0 for d in depth], axis=0)
+    vv, uu = np.mgrid[margin:ok.shape[0] - margin:step, margin:ok.shape[1] - margin:step]
+    keep = ok[vv, uu]
+    return np.column_stack([uu[keep], vv[keep]]).astype(np.float64)
+
+
 def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 100, rate_hz: float = 30.0,
              points: int = 4, max_duration_s: float = 600.0, log_dir: Path | None = None,
              image_topic: str = "/camera/rgb/image_color", info_topic: str = "/camera/rgb/camera_info",
-             target: str = "/vlm3_perception") -> LoadResult:
+             target: str = "/vlm3_perception", source: str = "tum",
+             pixel_pool: np.ndarray | None = None) -> LoadResult:
     """Start the node (``node_args`` must point it at ``image_topic``/``info_topic`` and name it
-    ``target``), stream frames, fire the requests, stop; rclpy must be initialised."""
+    ``target``), stream frames (``source``: see camera_stream), fire the requests (pixels drawn from
+    ``pixel_pool``, else anywhere in a 640x480 image), stop; rclpy must be initialised."""
     res = LoadResult()
-    seq = TumSequence()
-    frames = [(f.rgb(), seq.camera_info) for f in seq.frames[:5]]
+    frames, period = camera_stream(source)
     node = NodeProcess("vlm3_ros.ros.perception_node", node_args, log_dir=log_dir).start()
     pub_node = Node("vlm3_load_camera")
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -83,15 +110,15 @@ def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 
         pid = node.proc.pid
 
         def camera() -> None:
-            k, period, nxt = 0, 1.0 / rate_hz, time.monotonic()
+            k, dt, nxt = 0, 1.0 / rate_hz, time.monotonic()
             while not stop.is_set():
-                rgb, info = frames[k % len(frames)]
-                stamp = time.time_ns()
+                rgb, info, recorded = frames[k % len(frames)]
+                stamp = recorded + (k // len(frames)) * period if period else time.time_ns()
                 pub_info.publish(cv.camera_info_msg(info, stamp))
                 pub_img.publish(cv.rgb_to_image(rgb, stamp, info.frame_id))
                 res.frames_published += 1
                 k += 1
-                nxt += period
+                nxt += dt
                 time.sleep(max(0.0, nxt - time.monotonic()))
 
         def rss() -> None:
@@ -110,7 +137,11 @@ def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 
                 for _ in range(requests_per_client):
                     if stop.is_set():
                         break
-                    px = [Pixel(x=float(x), y=float(y)) for x, y in rng.uniform([10, 10], [630, 470], (points, 2))]
+                    if pixel_pool is not None:
+                        xy = pixel_pool[rng.choice(len(pixel_pool), points, replace=False)]
+                    else:
+                        xy = rng.uniform([10, 10], [630, 470], (points, 2))
+                    px = [Pixel(x=float(x), y=float(y)) for x, y in xy]
                     t = time.monotonic()
                     with lock:
                         res.requests += 1

@@ -38,3 +38,11 @@ def test_duplicates_out_of_order_and_bad_info_are_counted() -> None:
     assert s.add_image(6, "cam", np.zeros((4, 4, 3), np.uint8)) is None and s.stats.bad_camera_info == 1
     assert "does not belong" in s.stats.last_error
     assert len(s.stamps()) == 1
+
+
+def test_a_camera_info_of_another_frame_and_stamp_is_named_in_the_reason() -> None:
+    s = CameraSync(tolerance_s=0.01)
+    s.add_camera_info(5_000_000_000, CameraInfoData.from_intrinsics(64, 48, 50, 50, 32, 24, frame_id="left"))
+    assert s.add_image(9_000_000_000, "right", np.zeros((48, 64, 3), np.uint8)) is None
+    assert "latest CameraInfo has frame_id 'left' and stamp 5.000" in s.stats.last_error
+    assert "frame_id 'right'" in s.stats.last_error

@@ -217,8 +217,10 @@ def test_health_levels(bag_camera) -> None:
     assert core.configure(settings, PipelineSettings(), lambda: {"depth": gt}) and core.activate()
     try:
         assert _health(core)["models"].level == HealthLevel.OK and "scripted" in _health(core)["models"].message
-        time.sleep(0.15)
         core.on_image(1, "cam", lambda: bag_camera[0][2])        # images arrive, none pairs (no CameraInfo)
+        assert _health(core)["camera"].level == HealthLevel.OK     # not yet: a CameraInfo may follow
+        time.sleep(0.15)
+        core.on_image(2, "cam", lambda: bag_camera[0][2])
         h = _health(core)["camera"]
         assert h.level == HealthLevel.WARN and "none was usable" in h.message and "no CameraInfo" in h.message
         feed(core, bag_camera[:1])
@@ -299,3 +301,38 @@ def test_release_while_a_job_waits_answers_it_once(bag_camera) -> None:
         assert running.result(10).code == StatusCode.OK
         assert queued.result(10).code in (StatusCode.BUSY, StatusCode.MODEL_NOT_READY)
     assert slow.closed
+
+
+def test_a_timed_out_request_stops_its_work_and_the_next_one_is_served(bag_camera) -> None:
+    core = PerceptionCore()
+    slow = ScriptedBackend(lambda q, i: "<answer> 1 </answer>", delay_s=0.1)  # 0.1 s per question
+    settings = ServingSettings(tasks=("depth",), request_timeout_s=0.5, vo=OdometrySettings(enabled=False))
+    assert core.configure(settings, PipelineSettings(), lambda: {"depth": slow}) and core.activate()
+    feed(core, bag_camera[:1])
+    try:
+        t0 = time.monotonic()
+        r = core.get_depth(LATEST, np.array([[10.0 + i, 10.0] for i in range(100)]), 0)  # 10 s of work
+        assert r.code == StatusCode.TIMEOUT and "stopped at its next batch boundary" in r.message
+        r = core.get_depth(LATEST, np.array([[10.0, 10.0]]), 0)
+        assert r.code == StatusCode.OK and time.monotonic() - t0 < 2.0  # not stuck behind stale work
+        assert core.worker is not None and core.worker.stats["cancelled"] == 1
+    finally:
+        core.cleanup()
+
+
+def test_deactivation_stops_the_running_job_and_answers_it_once(bag_camera) -> None:
+    core = PerceptionCore()
+    slow = ScriptedBackend(lambda q, i: "<answer> 1 </answer>", delay_s=0.1)
+    settings = ServingSettings(tasks=("depth",), request_timeout_s=30.0, vo=OdometrySettings(enabled=False))
+    assert core.configure(settings, PipelineSettings(), lambda: {"depth": slow}) and core.activate()
+    feed(core, bag_camera[:1])
+    with ThreadPoolExecutor(2) as ex:
+        running = ex.submit(core.get_depth, LATEST, np.array([[10.0 + i, 10.0] for i in range(100)]), 0)
+        assert wait_for(lambda: slow.calls == 1)
+        t0 = time.monotonic()
+        core.deactivate()
+        assert time.monotonic() - t0 < 1.0  # stopped at a boundary, not after 10 s of work
+        r = running.result(5)
+    assert r.code == StatusCode.MODEL_NOT_READY and "deactivated while get_depth ran" in r.message
+    assert slow.closed  # released only after the job stopped
+    core.cleanup()

@@ -76,3 +76,31 @@ def test_stopping_the_worker_answers_every_queued_job() -> None:
     for q in queued:
         with pytest.raises(BackendBusy):
             q.result(1)
+
+
+def test_a_running_job_stops_at_its_next_boundary_once_its_deadline_passes() -> None:
+    from vlm3_ros.contract import cancel
+
+    w = InferenceWorker(max_queue=2)
+    steps: list[int] = []
+
+    def long_job() -> None:
+        for k in range(200):  # 10 s of work in 50 ms batches
+            cancel.check()
+            steps.append(k)
+            time.sleep(0.05)
+
+    t0 = time.monotonic()
+    f = w.submit(long_job, 0.3, "long")
+    with pytest.raises(cancel.Cancelled, match="long stopped: its deadline passed"):
+        f.result(5)
+    assert time.monotonic() - t0 < 1.0 and len(steps) < 12
+    assert w.submit(lambda: "next", 1.0).result(2) == "next"  # the worker is free again at once
+    assert w.stats["cancelled"] == 1
+    # the caller can stop it too (what the core does when its wait times out)
+    g = w.submit(long_job, 30.0, "long2")
+    time.sleep(0.1)
+    g.token.cancel("its caller stopped waiting")
+    with pytest.raises(cancel.Cancelled, match="its caller stopped waiting"):
+        g.result(2)
+    assert w.stop(reason="test over")

@@ -23,7 +23,7 @@ from vlm3_ros.geometry.backproject import project, rays_z1
 from vlm3_ros.geometry.pose import invert
 from vlm3_ros.geometry.unify import UnifiedView
 from vlm3_ros.inference.ground_truth import answerer
-from vlm3_ros.readers.bag import BagReader, BagTopics
+from vlm3_ros.readers.bag import BagReader, BagTopics, loop_period_ns
 
 _CORR = re.compile(r"pixel \((\d+), (\d+)\) in the first image")
 
@@ -50,15 +50,27 @@ class BagGroundTruth:
     bag: Path
     topics: BagTopics = field(default_factory=BagTopics)
     stamp_tolerance_s: float = 0.02
+    loops: bool = True    # answer for `vlm3-ros play --loops` too: later loops map back onto the bag
 
     def __post_init__(self) -> None:
         reader = BagReader(Path(self.bag), self.topics)
         reader.require("depth")
-        self._depth = {s: r.depth_m() for s, r in reader.depth_images().items()}
+        records = list(reader.records(("image", "camera_info", "depth", "tf")))
+        self._period = loop_period_ns(records)
+        self._depth = {r.value.stamp_ns: r.value.depth_m() for r in records if r.kind == "depth"}
         self._stamps = np.array(sorted(self._depth))
         self._traj = reader.trajectory()
 
+    def _unloop(self, stamp_ns: int) -> int:
+        """A stamp of loop k of a replay (stamps shifted by k loop periods) -> the recorded stamp."""
+        if not self.loops or not len(self._stamps):
+            return stamp_ns
+        start = int(self._stamps[0]) - int(self.stamp_tolerance_s * 1e9)
+        k = (stamp_ns - start) // self._period
+        return stamp_ns - max(0, k) * self._period
+
     def depth_z(self, stamp_ns: int) -> np.ndarray | None:
+        stamp_ns = self._unloop(stamp_ns)
         if not len(self._stamps):
             return None
         i = int(np.argmin(np.abs(self._stamps - stamp_ns)))
@@ -68,7 +80,7 @@ class BagGroundTruth:
 
     def pose(self, stamp_ns: int) -> np.ndarray | None:
         try:
-            return self._traj.interpolate(stamp_ns * 1e-9)
+            return self._traj.interpolate(self._unloop(stamp_ns) * 1e-9)
         except ValueError:
             return None
 
@@ -94,11 +106,12 @@ class GroundTruthBackend:
         return [self._one(q) for q in questions]
 
     def _unified_depth(self, stamp: int, view: UnifiedView, depth_type: str) -> np.ndarray | None:
-        key = (stamp, view.width, view.height, view.rectified, depth_type)
+        d = self.source.depth_z(stamp)
+        if d is None:
+            return None
+        # keyed by the recorded depth image itself: every loop of a replay reuses the work
+        key = (id(d), view.width, view.height, view.rectified, depth_type, view.K.tobytes())
         if key not in self._unified:
-            d = self.source.depth_z(stamp)
-            if d is None:
-                return None
             du = answerer.unified_depth(d, view).astype(np.float64)
             if depth_type == "range":
                 vv, uu = np.mgrid[0:view.height, 0:view.width]
