@@ -149,7 +149,7 @@ def test_pose_parsers_reject_impossible_values(text: str, reason: str) -> None:
     pytest.fail(f"no parser rejected {text!r} with {reason!r}")
 
 
-def test_spatial_parser() -> None:
+def test_object_answer_parser() -> None:
     a = answers.parse_object("The distance between them is about 45 cm.").value
     assert a is not None and a.quantity == 45 and a.unit == "cm" and a.quantity_m == pytest.approx(0.45)
     b = answers.parse_object("Incorrect, bounding box region (0, 39, 652, 999) is not smaller in size than "
