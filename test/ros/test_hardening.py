@@ -8,51 +8,20 @@ import time
 import pytest
 
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tools.processes import NodeProcess
+from vlm3_ros.testing.ros_world import served_node, spin_until
 
 pytestmark = pytest.mark.ros
 NS = "/hard"
 NODE = f"{NS}/vlm3_perception"
 
 
-def _spin_until(node, cond, timeout: float) -> bool:
-    import rclpy
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if cond():
-            return True
-    return cond()
-
-
 @pytest.fixture(scope="module")
 def hard(rclpy_context, tmp_path_factory):
-    import rclpy
-
-    from vlm3_ros.ros.client import PerceptionClient
-
-    logs = tmp_path_factory.mktemp("hard")
-    node = NodeProcess("vlm3_ros.ros.perception_node", [
-        "--ros-args", "-r", f"__ns:={NS}", "-p", "backend:=ground_truth",
-        "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
-        "-p", f"image_topic:={NS}/image", "-p", f"camera_info_topic:={NS}/camera_info", "-p", "vo.rate_hz:=5.0",
-        "-p", "vo.odom_frame:=hard_odom",
-        "-p", "sparse_depth.rate_hz:=0.0", "-p", "qos_reliability:=reliable"], log_dir=logs).start()
-    n = rclpy.create_node("vlm3_hard_test")
-    try:
-        node.wait_for_log("]: active", timeout=60)
-        player = NodeProcess("vlm3_ros.ros.bag_player", [
-            str(BAG_PATHS["mcap"]), "--no-tf", "--depth-topic", "", "--publish-image-as", f"{NS}/image",
-            "--publish-camera-info-as", f"{NS}/camera_info"], log_dir=logs).start()
-        player.wait_for_log("loop 1/1 done", timeout=60)
-        player.stop()
-        c = PerceptionClient(n, NODE)
+    with served_node(NS, ["-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
+                          "-p", "vo.rate_hz:=5.0", "-p", "vo.odom_frame:=hard_odom", "-p", "sparse_depth.rate_hz:=0.0"],
+                     tmp_path_factory.mktemp("hard"), "vlm3_hard_test") as (proc, n, c):
         assert c.wait(20)
-        yield node, n, c
-    finally:
-        n.destroy_node()
-        node.stop()
+        yield proc, n, c
 
 
 def test_latched_transforms_with_a_zero_or_nan_quaternion_or_an_absurd_translation_are_dropped(hard) -> None:
@@ -87,7 +56,7 @@ def test_latched_transforms_with_a_zero_or_nan_quaternion_or_an_absurd_translati
                     return int({kv.key: kv.value for kv in st.values}.get("tf_rejected", 0))
         return 0
 
-    assert _spin_until(n, lambda: rejected() >= 3, 15)
+    assert spin_until(n, lambda: rejected() >= 3, 15)
     assert proc.proc is not None and proc.proc.poll() is None  # alive
     assert "dropped /tf_static transform 'base_link' -> 'zero_q': zero-norm quaternion" in proc.log_text()
     r = c.call(c.depth, GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=320.0, y=240.0)]))

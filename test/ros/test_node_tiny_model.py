@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tools.processes import NodeProcess
+from vlm3_ros.testing.ros_world import served_node
 
 pytestmark = [pytest.mark.ros, pytest.mark.model, pytest.mark.slow]
 NODE = "/tiny/vlm3_perception"  # own namespace and topics: the session's ground-truth node runs too
@@ -18,36 +17,17 @@ NODE = "/tiny/vlm3_perception"  # own namespace and topics: the session's ground
 
 @pytest.fixture(scope="module")
 def tiny_node(rclpy_context, tiny_checkpoint: Path, tmp_path_factory):
-    import rclpy
-
-    from vlm3_ros.ros.client import PerceptionClient
-
-    logs = tmp_path_factory.mktemp("tiny_node")
-    args = ["--ros-args", "-r", "__ns:=/tiny", "-p", "backend:=transformers", "-p", "model.device:=cpu",
-            "-p", "image_topic:=/tiny/image", "-p", "camera_info_topic:=/tiny/camera_info",
-            "-p", "vo.enabled:=false", "-p", "sparse_depth.rate_hz:=0.0", "-p", "model.batch_size:=8",
-            "-p", "qos_reliability:=reliable",
+    args = ["-p", "backend:=transformers", "-p", "model.device:=cpu", "-p", "vo.enabled:=false",
+            "-p", "sparse_depth.rate_hz:=0.0", "-p", "model.batch_size:=8",
             "-p", "max_new_tokens.depth:=24", "-p", "max_new_tokens.pose:=24", "-p", "max_new_tokens.corr:=16",
             "-p", "max_new_tokens.object:=24"]
     for task in ("depth", "pose", "corr", "object"):
         args += ["-p", f"model.{task}_path:={tiny_checkpoint}"]
-    node = NodeProcess("vlm3_ros.ros.perception_node", args, log_dir=logs).start()
-    n = rclpy.create_node("vlm3_tiny_client")
-    try:
-        node.wait_for_log("]: active", timeout=120)
+    with served_node("/tiny", args, tmp_path_factory.mktemp("tiny_node"), "vlm3_tiny_client",
+                     player_args=("--start-delay", "15"), active_timeout=120) as (node, n, c):
         assert "models ready" in node.log_text()
-        player = NodeProcess("vlm3_ros.ros.bag_player", [
-            str(BAG_PATHS["mcap"]), "--start-delay", "15", "--min-subscribers", "1", "--publish-image-as",
-            "/tiny/image", "--publish-camera-info-as", "/tiny/camera_info", "--depth-topic", "", "--no-tf"],
-            log_dir=logs).start()
-        player.wait_for_log("loop 1/1 done", timeout=60)
-        player.stop()
-        c = PerceptionClient(n, NODE)
         assert c.wait(30)
         yield node, c, n
-    finally:
-        n.destroy_node()
-        node.stop()
 
 
 def test_depth_runs_end_to_end_and_reports_parse_failures(tiny_node) -> None:

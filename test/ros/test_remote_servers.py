@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vlm3_ros.readers.tum import BAG_PATHS
+from vlm3_ros.testing.ros_world import play_bag
 from vlm3_ros.testing.samples import free_port
 from vlm3_ros.tools.processes import NodeProcess
 
@@ -51,11 +51,7 @@ def test_per_task_servers_answer_and_a_stopped_one_is_a_backend_error(rclpy_cont
             "-p", "qos_reliability:=reliable"], log_dir=tmp_path).start()
         node.wait_for_log("]: active", timeout=60)
         assert f"remote:{depth_url}" in node.log_text() and f"remote:{pose_url}" in node.log_text()
-        player = NodeProcess("vlm3_ros.ros.bag_player", [
-            str(BAG_PATHS["mcap"]), "--no-tf", "--depth-topic", "", "--publish-image-as", f"{NS}/image",
-            "--publish-camera-info-as", f"{NS}/camera_info"], log_dir=tmp_path).start()
-        player.wait_for_log("loop 1/1 done", timeout=60)
-        player.stop()
+        play_bag(f"{NS}/image", f"{NS}/camera_info", tmp_path)
         c = PerceptionClient(n, f"{NS}/vlm3_perception")
         assert c.wait(20)
         latest = FrameSelector()

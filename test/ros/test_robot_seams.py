@@ -5,7 +5,6 @@ markers."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from vlm3_ros.geometry.pose import make_T, pose_from_tq
 from vlm3_ros.readers.tum import BAG_PATHS
+from vlm3_ros.testing.ros_world import play_bag, spin_until
 from vlm3_ros.tools.processes import NodeProcess
 
 pytestmark = pytest.mark.ros
@@ -21,17 +21,6 @@ NS = "/seams"
 NODE = f"{NS}/vlm3_perception"
 CAM = "seams_cam_optical"       # only this test's tree names it: no other node's /tf can touch it
 OPTICAL = (-0.5, 0.5, -0.5, 0.5)
-
-
-def _spin_until(node, cond, timeout: float) -> bool:
-    import rclpy
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if cond():
-            return True
-    return cond()
 
 
 def _statuses(diags: list, hardware_id: str) -> dict[str, object]:
@@ -96,19 +85,15 @@ def seams(rclpy_context, tmp_path_factory, bag_truth):
         tf("base_link", "laser", make_T(np.eye(3), [0.2, 0.0, 0.15]), 0)]))
     try:
         node.wait_for_log("]: active", timeout=60)
-        assert _spin_until(n, lambda: dynamic.get_subscription_count() > 0, 15)
-        _spin_until(n, lambda: False, 1.0)  # the reader's side of the match settles too
+        assert spin_until(n, lambda: dynamic.get_subscription_count() > 0, 15)
+        spin_until(n, lambda: False, 1.0)  # the reader's side of the match settles too
         # the joint's state every 50 ms over both loops of the replay (each loop continues the
         # clock), sent twice as a joint state publisher keeps sending: /tf is volatile
         for _ in range(2):
             for stamp in range(t0 - 10**9, t1 + 3 * 10**9, 50_000_000):
                 dynamic.publish(TFMessage(transforms=[tf("pan_base", "camera_link", _pan(stamp), stamp)]))
-            _spin_until(n, lambda: False, 0.5)
-        player = NodeProcess("vlm3_ros.ros.bag_player", [
-            str(BAG_PATHS["mcap"]), "--rate", "0.5", "--loops", "2", "--no-tf", "--depth-topic", "",
-            "--publish-image-as", f"{NS}/image", "--publish-camera-info-as", f"{NS}/camera_info"], log_dir=logs).start()
-        player.wait_for_log("loop 2/2 done", timeout=60)
-        player.stop()
+            spin_until(n, lambda: False, 0.5)
+        play_bag(f"{NS}/image", f"{NS}/camera_info", logs, "--rate", "0.5", loops=2)
         c = PerceptionClient(n, NODE)
         assert c.wait(20)
         yield node, n, c, diags
@@ -125,7 +110,7 @@ def test_both_loops_of_a_replay_are_taken_and_the_extrinsic_composes_the_tree(se
         v = _values(st) if st is not None else {}
         return int(v.get("paired_exact", 0)) + int(v.get("paired_fallback", 0)) >= 10
 
-    assert _spin_until(n, done, 15), proc.log_text()[-2000:]
+    assert spin_until(n, done, 15), proc.log_text()[-2000:]
     cam = _values(_statuses(diags, f"{NS}/image")["camera"])
     paired = int(cam["paired_exact"]) + int(cam["paired_fallback"])
     assert (paired, int(cam["out_of_order"]), int(cam["duplicates"]), int(cam["time_jumps"])) == (10, 0, 0, 0), cam
@@ -134,7 +119,7 @@ def test_both_loops_of_a_replay_are_taken_and_the_extrinsic_composes_the_tree(se
         st = _statuses(diags, f"{NS}/image").get("extrinsic")
         return st is not None and "xyz_m" in _values(st)
 
-    assert _spin_until(n, tf_ok, 15), [s.message for s in _statuses(diags, f"{NS}/image").values()]
+    assert spin_until(n, tf_ok, 15), [s.message for s in _statuses(diags, f"{NS}/image").values()]
     st = _statuses(diags, f"{NS}/image")["extrinsic"]
     assert st.message.startswith(f"camera extrinsic from TF: base_link -> pan_base -> camera_link -> {CAM}")
     assert "includes /tf edges" in st.message and st.level == b"\x00"
@@ -155,11 +140,7 @@ def test_a_jump_back_in_time_restarts_the_timeline_and_latest_follows(seams, bag
 
     proc, n, c, diags = seams
     images, _, _ = bag_truth
-    player = NodeProcess("vlm3_ros.ros.bag_player", [
-        str(BAG_PATHS["mcap"]), "--rate", "0.5", "--no-tf", "--depth-topic", "", "--publish-image-as",
-        f"{NS}/image", "--publish-camera-info-as", f"{NS}/camera_info"], log_dir=Path(proc.log_path).parent).start()
-    player.wait_for_log("loop 1/1 done", timeout=60)
-    player.stop()
+    play_bag(f"{NS}/image", f"{NS}/camera_info", Path(proc.log_path).parent, "--rate", "0.5")
     r = c.call(c.depth, GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=320.0, y=240.0)]))
     assert r.success and (r.header.stamp.sec, r.header.stamp.nanosec) == divmod(images[-1].stamp_ns, 10**9)
 
@@ -167,7 +148,7 @@ def test_a_jump_back_in_time_restarts_the_timeline_and_latest_follows(seams, bag
         st = _statuses(diags, f"{NS}/image").get("camera")
         return st is not None and _values(st).get("time_jumps") == "1"
 
-    assert _spin_until(n, jumped, 10)
+    assert spin_until(n, jumped, 10)
     assert "time jumped back" in proc.log_text() and "visual odometry restarts" in proc.log_text()
 
 
@@ -178,7 +159,7 @@ def test_a_silent_camera_is_a_warning_that_names_the_topic(seams) -> None:
         st = _statuses(diags, f"{NS}/image").get("camera")
         return st is not None and st.level == b"\x01"
 
-    assert _spin_until(n, stale, 10)
+    assert spin_until(n, stale, 10)
     assert f"no image on {NS}/image" in _statuses(diags, f"{NS}/image")["camera"].message
 
 
@@ -209,12 +190,12 @@ def test_debug_image_and_markers_show_what_was_asked_and_answered(seams) -> None
     arrays: list = []
     n.create_subscription(Image, f"{NODE}/debug_image", images.append, 5)
     n.create_subscription(MarkerArray, f"{NODE}/markers", arrays.append, 5)
-    assert _spin_until(n, lambda: n.count_publishers(f"{NODE}/debug_image") > 0, 10)
-    _spin_until(n, lambda: False, 1.0)  # let the node see the subscriptions
+    assert spin_until(n, lambda: n.count_publishers(f"{NODE}/debug_image") > 0, 10)
+    spin_until(n, lambda: False, 1.0)  # let the node see the subscriptions
     asked = [(320.0, 240.0), (101.0, 83.0)]
     r = c.call(c.depth, GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=x, y=y) for x, y in asked]))
     assert r.success
-    assert _spin_until(n, lambda: images and arrays, 10)
+    assert spin_until(n, lambda: images and arrays, 10)
     img = images[-1]
     assert (img.header.stamp, img.header.frame_id) == (r.header.stamp, r.header.frame_id)
     a = np.frombuffer(bytes(img.data), np.uint8).reshape(img.height, img.width, 3)
@@ -253,11 +234,7 @@ def test_a_params_file_survives_bring_up_and_a_depth_only_robot_runs(rclpy_conte
         vals = c.call(get, GetParameters.Request(names=names)).values
         assert [vals[0].string_value, vals[1].string_value, list(vals[2].string_array_value), vals[3].string_value,
                 vals[4].double_value] == ["ground_truth", "/depthbot/camera/image", ["depth"], "cpu", 0.03]
-        player = NodeProcess("vlm3_ros.ros.bag_player", [
-            str(BAG_PATHS["mcap"]), "--no-tf", "--depth-topic", "", "--publish-image-as", "/depthbot/camera/image",
-            "--publish-camera-info-as", "/depthbot/camera/info"], log_dir=tmp_path).start()
-        player.wait_for_log("loop 1/1 done", timeout=60)
-        player.stop()
+        play_bag("/depthbot/camera/image", "/depthbot/camera/info", tmp_path)
         assert c.wait(10)
         r = c.call(c.depth, GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=320.0, y=240.0)]))
         assert r.success, r.message
