@@ -3,6 +3,8 @@ backend) fed one slow playback of the bundled bag, a recorder of its outputs, an
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vlm3_ros.readers.tum import BAG_PATHS
@@ -24,7 +26,8 @@ def gt_world(rclpy_context, tmp_path_factory):
     node = NodeProcess("vlm3_ros.ros.perception_node", [
         "--ros-args", "-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
         "-p", "image_topic:=/camera/rgb/image_color", "-p", "camera_info_topic:=/camera/rgb/camera_info",
-        "-p", "vo.rate_hz:=20.0", "-p", "vo.keyframe_max_frames:=1", "-p", "sparse_depth.rate_hz:=20.0",
+        "-p", "vo.rate_hz:=20.0",
+        "-p", "vo.keyframe_min_translation_m:=0.0", "-p", "vo.min_baseline_m:=0.0", "-p", "sparse_depth.rate_hz:=20.0",
         "-p", "sparse_depth.grid_cols:=4", "-p", "sparse_depth.grid_rows:=3", "-p", "camera_timeout_s:=60.0",
         "-p", "vo.use_tf_static:=false",
         # reliable: a frame published right after discovery must not be lost (tests query every frame)
@@ -38,6 +41,13 @@ def gt_world(rclpy_context, tmp_path_factory):
     rec.start()
     try:
         node.wait_for_log("]: active", timeout=60)
+        # The recorder must be matched with the node's outputs before the first frame: the first
+        # odometry message (the origin) is published at once.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and min(rec.node.count_publishers(f"{NODE}/odom"),
+                                                  rec.node.count_publishers(f"{NODE}/sparse_depth")) < 1:
+            time.sleep(0.05)
+        time.sleep(0.5)
         # 0.8 s of bag played over 8 s: every frame gets a VO and a sparse-depth update.
         player = NodeProcess("vlm3_ros.ros.bag_player", [str(BAG_PATHS["mcap"]), "--rate", "0.1",
                                                             "--start-delay", "15.0", "--min-subscribers", "2"],

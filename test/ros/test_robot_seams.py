@@ -59,7 +59,8 @@ def seams(rclpy_context, tmp_path_factory, bag_truth):
         "--ros-args", "-r", f"__ns:={NS}", "-p", "backend:=ground_truth",
         "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
         "-p", f"image_topic:={NS}/image", "-p", f"camera_info_topic:={NS}/camera_info", "-p", f"camera_frame:={CAM}",
-        "-p", "enabled_tasks:=[depth,pose]", "-p", "vo.rate_hz:=20.0", "-p", "vo.keyframe_max_frames:=1",
+        "-p", "enabled_tasks:=[depth,pose]", "-p", "vo.rate_hz:=20.0",
+        "-p", "vo.keyframe_min_translation_m:=0.0", "-p", "vo.min_baseline_m:=0.0",
         "-p", "sparse_depth.rate_hz:=0.0", "-p", "qos_reliability:=reliable", "-p", "camera_timeout_s:=3.0",
         "-p", "time_jump_s:=0.5", "-p", "vo.odom_frame:=seams_odom"], log_dir=logs).start()
     n = rclpy.create_node("vlm3_seams_test")

@@ -14,7 +14,7 @@ from vlm3_ros.eval.report import versions
 from vlm3_ros.eval.runner import InProcessRunner, Runner
 from vlm3_ros.eval.scoring import evaluate, pooled
 from vlm3_ros.params.config import NodeConfig, build_config
-from vlm3_ros.params.mapping import open_backends, pipeline_settings
+from vlm3_ros.params.mapping import odometry_policy, open_backends, pipeline_settings
 from vlm3_ros.readers.bag import BagTopics
 from vlm3_ros.readers.labels import read_depthlm_jsonl, read_vlm3_labels
 from vlm3_ros.tasks.pipeline import Pipeline
@@ -63,7 +63,7 @@ def run_evaluation(cfg: NodeConfig, bags: list[Path], labels: list[Path], topics
         runner = factory(source, ds)
         with tqdm(total=ds.calls(), desc=ds.name, disable=not show_progress, unit="call") as bar:
             try:
-                res = evaluate(ds, runner, opts.depth_type, settings.unify["corr"], bar)
+                res = evaluate(ds, runner, opts.depth_type, settings.unify["corr"], bar, odometry_policy(cfg))
             finally:
                 runner.close()
         if "pose" in res and source is not None:

@@ -7,7 +7,6 @@ plus the raw values the report's plots and the pooled figures need.
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import asdict
 from typing import Any, Protocol
@@ -120,30 +119,40 @@ class CorrScore:
         return out
 
 
-def run_vo(frames: list, trajectory: Trajectory, runner: Runner, progress: Progress | None = None) -> dict[str, Any]:
-    """Keyframe VO over consecutive frames (each frame a keyframe), integrated as the node does."""
-    vo = KeyframeOdometry(np.eye(4), KeyframePolicy(0.0, 0.0, 1))
+def run_vo(frames: list, trajectory: Trajectory, runner: Runner, policy: KeyframePolicy,
+           progress: Progress | None = None) -> dict[str, Any]:
+    """Keyframe VO over the sequence as the node runs it: each frame's pose against the keyframe,
+    integrated only from ``policy.min_baseline_m`` on, new keyframes by baseline and time. The
+    estimate is scored where the node would publish (the integrated frames)."""
+    vo = KeyframeOdometry(np.eye(4), policy)
     gt0 = trajectory.interpolate(frames[0].stamp_ns * 1e-9)
     est, gt = [np.zeros(3)], [np.zeros(3)]
     vo.start(frames[0].stamp_ns)
-    for a, b in itertools.pairwise(frames):
-        r = runner.pose(a, b)
+    key = frames[0]
+    for b in frames[1:]:
+        r = runner.pose(key, b)
         T = r.T_a_b if (r.T_a_b is not None and r.distance_m is not None) else None
         st = vo.update(b.stamp_ns, T)
-        Tg = P.invert(gt0) @ trajectory.interpolate(b.stamp_ns * 1e-9)
-        gt.append(Tg[:3, 3])
-        est.append(st.T_odom_base[:3, 3] if st is not None else np.full(3, np.nan))
+        if st is not None and st.integrated:
+            est.append(st.T_odom_base[:3, 3])
+            gt.append((P.invert(gt0) @ trajectory.interpolate(b.stamp_ns * 1e-9))[:3, 3])
+            if st.keyframe_stamp_ns == b.stamp_ns:
+                key = b
         if progress is not None:
             progress.update(1)
     e, g = np.array(est), np.array(gt)
     err = np.linalg.norm(e - g, axis=1)
-    return {"positions_est": e.tolist(), "positions_gt": g.tolist(), "ate_rmse_m": float(np.sqrt(np.nanmean(err**2))),
-            "final_error_m": float(err[-1]), "updates_failed": vo.failures,
-            "path_length_m": float(np.sum(np.linalg.norm(np.diff(g, axis=0), axis=1)))}
+    path_gt = [(P.invert(gt0) @ trajectory.interpolate(f.stamp_ns * 1e-9))[:3, 3] for f in frames]
+    length_gt = float(np.sum(np.linalg.norm(np.diff(path_gt, axis=0), axis=1)))
+    length_est = float(np.sum(np.linalg.norm(np.diff(e, axis=0), axis=1))) if len(e) > 1 else 0.0
+    return {"positions_est": e.tolist(), "positions_gt": g.tolist(), "ate_rmse_m": float(np.sqrt(np.mean(err**2))),
+            "final_error_m": float(err[-1]), "updates": vo.updates, "updates_failed": vo.failures,
+            "short_baselines": vo.short, "path_length_m": length_gt, "path_length_est_m": length_est,
+            "min_baseline_m": policy.min_baseline_m}
 
 
 def evaluate(ds: Dataset, runner: Runner, depth_type: str, corr_unify: UnifyConfig,
-             progress: Progress | None = None) -> dict[str, Any]:
+             progress: Progress | None = None, vo_policy: KeyframePolicy | None = None) -> dict[str, Any]:
     """Ask every query of ``ds``, score it; the per-sequence section of the report."""
     lat: dict[str, list[float]] = {"depth": [], "pose": [], "corr": []}
     depth, pose, corr = DepthScore(depth_type), PoseScore(), CorrScore(corr_unify)
@@ -168,7 +177,7 @@ def evaluate(ds: Dataset, runner: Runner, depth_type: str, corr_unify: UnifyConf
         if s is not None:
             res[task] = s
     if ds.vo_frames and ds.trajectory is not None and len(ds.vo_frames) > 1:
-        res["trajectory"] = run_vo(ds.vo_frames, ds.trajectory, runner, progress)
+        res["trajectory"] = run_vo(ds.vo_frames, ds.trajectory, runner, vo_policy or KeyframePolicy(), progress)
     res["latency"] = {k: M.latency_percentiles(v) for k, v in lat.items() if v}
     res["_raw"] = {"depth": {"pred": depth.pred, "gt": depth.gt}, "pose": {"rot": pose.rot, "trans": pose.trans}}
     return res

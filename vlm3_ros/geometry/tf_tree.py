@@ -168,6 +168,17 @@ class TfTree:
                 T = T @ (self._edge(b, stamp_ns) if self._parent.get(b) == a else invert(self._edge(a, stamp_ns)))
             return T
 
+    def root(self, frame: str) -> str:
+        """The top of ``frame``'s tree (``frame`` itself when it has no parent)."""
+        with self._lock:
+            return self._ancestors(frame)[-1]
+
+    def chain_stamps(self, target: str, source: str) -> list[int]:
+        """The stamps of the /tf samples on the chain (empty when the chain is static)."""
+        with self._lock:
+            path = self._chain(target, source)
+            return sorted({t for f in path if f in self._dynamic for t in self._dynamic[f].stamps})
+
     def describe(self, target: str, source: str) -> str:
         """'base_link -> camera_link -> camera_optical (static)' or the reason there is no chain."""
         try:

@@ -72,7 +72,9 @@ def backend_config(cfg: NodeConfig, task: str) -> Hashable:
                             retries=cfg["remote.retries"])
     if kind == "ground_truth":
         return GroundTruthConfig(bag=cfg["ground_truth.bag"], depth_topic=cfg["ground_truth.depth_topic"],
-                                 world_frame=cfg["ground_truth.world_frame"])
+                                 world_frame=cfg["ground_truth.world_frame"],
+                                 camera_frame=cfg["ground_truth.camera_frame"],
+                                 pose_topic=cfg["ground_truth.pose_topic"])
     raise ConfigError(f"backend {kind!r} has no parameter mapping in vlm3_ros/params/mapping.py")
 
 
@@ -85,6 +87,12 @@ def open_backends(cfg: NodeConfig) -> dict[str, Backend]:
     return open_registered(cfg["backend"], backend_configs(cfg))
 
 
+def odometry_policy(cfg: NodeConfig) -> KeyframePolicy:
+    """Keyframes and the usable baseline, for the node's VO and the evaluation's alike."""
+    return KeyframePolicy(cfg["vo.keyframe_min_translation_m"], cfg["vo.keyframe_min_rotation_deg"],
+                          cfg["vo.keyframe_max_age_s"], cfg["vo.min_baseline_m"])
+
+
 def serving_settings(cfg: NodeConfig) -> ServingSettings:
     sparse = SparseDepthSettings(rate_hz=cfg["sparse_depth.rate_hz"] if "depth" in cfg.tasks else 0.0,
                                  pattern=cfg["sparse_depth.pattern"],
@@ -94,8 +102,7 @@ def serving_settings(cfg: NodeConfig) -> ServingSettings:
                           odom_frame=cfg["vo.odom_frame"],
                           base_frame=cfg["vo.base_frame"], extrinsic=tuple(cfg["vo.camera_extrinsic"]),
                           use_tf_static=cfg["vo.use_tf_static"],
-                          policy=KeyframePolicy(cfg["vo.keyframe_min_translation_m"],
-                                                cfg["vo.keyframe_min_rotation_deg"], cfg["vo.keyframe_max_frames"]),
+                          policy=odometry_policy(cfg),
                           position_stddev_m=cfg["vo.position_stddev_m"],
                           rotation_stddev_deg=cfg["vo.rotation_stddev_deg"], publish_tf=cfg["vo.publish_tf"])
     return ServingSettings(tasks=cfg.tasks, backend=cfg["backend"], image_topic=cfg["image_topic"],

@@ -96,7 +96,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("remote.retries", 2, "retries with backoff on connection errors and 5xx", 0, 10),
     _P("ground_truth.bag", "", "TEST DOUBLE backend only: bag with depth and ground-truth poses"),
     _P("ground_truth.depth_topic", "/camera/depth_registered/image_raw", "TEST DOUBLE: depth topic in that bag"),
-    _P("ground_truth.world_frame", "world", "TEST DOUBLE: /tf parent of the ground-truth camera pose"),
+    _P("ground_truth.world_frame", "", "TEST DOUBLE: world frame of the ground-truth camera poses ('' = the root of "
+       "the camera's TF tree in that bag)"),
+    _P("ground_truth.camera_frame", "", "TEST DOUBLE: camera optical frame in that bag ('' = the depth's frame_id)"),
+    _P("ground_truth.pose_topic", "", "TEST DOUBLE: PoseStamped/Odometry/TransformStamped ground truth ('' = TF)"),
     _P("prompts_file", "", "YAML file overriding prompt templates (keys of vlm3_ros.contract.prompts.PromptSet); '' = "
        "the strings the checkpoints were trained on"),
     # preprocessing
@@ -131,7 +134,10 @@ PARAMS: tuple[ParamSpec, ...] = (
        "joints) when it has a chain from vo.base_frame to the camera frame; else vo.camera_extrinsic"),
     _P("vo.keyframe_min_translation_m", 0.3, "new keyframe after this much translation", 0.0, 100.0),
     _P("vo.keyframe_min_rotation_deg", 15.0, "new keyframe after this much rotation", 0.0, 180.0),
-    _P("vo.keyframe_max_frames", 10, "new keyframe after this many VO updates", 1, 100000),
+    _P("vo.keyframe_max_age_s", 5.0, "new keyframe after this long (whatever the frame rate)", 0.0, 3600.0),
+    _P("vo.min_baseline_m", 0.1, "integrate a pose answer only when the camera moved this far from the keyframe "
+       "(or turned vo.keyframe_min_rotation_deg): answers give distances to 0.01 m, so short steps are mostly "
+       "rounding", 0.0, 100.0),
     _P("vo.position_stddev_m", 0.05, "Odometry pose covariance: position standard deviation", 0.0, 100.0),
     _P("vo.rotation_stddev_deg", 2.0, "Odometry pose covariance: rotation standard deviation", 0.0, 180.0),
     _P("vo.publish_tf", True, "broadcast odom -> base on /tf"),

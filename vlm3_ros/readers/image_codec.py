@@ -90,3 +90,79 @@ def from_rgb8(image: np.ndarray, encoding: str = "rgb8") -> tuple[int, int, int,
         raise ImageDecodeError(f"cannot encode {encoding!r}")
     h, w = image.shape[:2]
     return w, h, w * 3, np.ascontiguousarray(out).tobytes()
+
+
+# ---------------------------------------------------------------- sensor_msgs/CompressedImage
+# compressed_depth_image_transport: a 12-byte header (int32 format, float32 depthQuantA, float32
+# depthQuantB) then a PNG; 16UC1 depth is the PNG as is (mm), 32FC1 depth is quantised inverse
+# depth (value = A / depth + B, 0 = no depth).
+_DEPTH_HEADER = np.dtype([("fmt", "<i4"), ("a", "<f4"), ("b", "<f4")])
+
+
+def compressed_to_rgb(fmt: str, data: bytes | np.ndarray, max_pixels: int = 4096 * 4096) -> np.ndarray:
+    """A CompressedImage (jpeg or png, the image_transport ``compressed`` plugin) -> RGB uint8."""
+    import cv2
+
+    if "compresseddepth" in fmt.lower():
+        raise ImageDecodeError(f"format {fmt!r} is a compressed depth image, not a camera image")
+    buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if img is None:
+        raise ImageDecodeError(f"cannot decode the compressed image (format {fmt!r}, {buf.size} bytes)")
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise ImageDecodeError(f"image {img.shape[1]}x{img.shape[0]} exceeds the configured maximum of "
+                               f"{max_pixels} pixels")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def compressed_depth_to_m(fmt: str, data: bytes | np.ndarray) -> np.ndarray:
+    """A ``compressedDepth`` CompressedImage (16UC1 or 32FC1; png) -> float64 metres, 0 = none."""
+    import cv2
+
+    raw = bytes(data) if not isinstance(data, np.ndarray) else data.tobytes()
+    if "compresseddepth" not in fmt.lower():
+        raise ImageDecodeError(f"format {fmt!r} is not compressedDepth (image_transport's depth plugin)")
+    if len(raw) <= _DEPTH_HEADER.itemsize:
+        raise ImageDecodeError(f"compressedDepth data of {len(raw)} bytes holds no image")
+    head = np.frombuffer(raw[:_DEPTH_HEADER.itemsize], _DEPTH_HEADER)[0]
+    img = cv2.imdecode(np.frombuffer(raw[_DEPTH_HEADER.itemsize:], np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype != np.uint16 or img.ndim != 2:
+        raise ImageDecodeError(f"compressedDepth payload is not a 16-bit single-channel PNG (format {fmt!r})")
+    if fmt.split(";")[0].strip().upper() == "32FC1":
+        out = np.zeros(img.shape, np.float64)
+        valid = img > 0
+        out[valid] = float(head["a"]) / (img[valid].astype(np.float64) - float(head["b"]))
+        return out
+    return img.astype(np.float64) / 1000.0
+
+
+def encode_compressed(rgb: np.ndarray, kind: str = "jpeg") -> tuple[str, bytes]:
+    """RGB -> (format, data) as image_transport's ``compressed`` plugin publishes them."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg" if kind == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ImageDecodeError(f"cannot encode {kind}")
+    return f"rgb8; {kind} compressed bgr8", buf.tobytes()
+
+
+def encode_compressed_depth(depth_m: np.ndarray, encoding: str = "16UC1", depth_max: float = 10.0,
+                            quantization: float = 100.0) -> tuple[str, bytes]:
+    """Depth in metres -> (format, data) as compressed_depth_image_transport publishes them."""
+    import cv2
+
+    d = np.asarray(depth_m, dtype=np.float64)
+    if encoding == "16UC1":
+        img = np.round(np.clip(d, 0, 65.535) * 1000.0).astype(np.uint16)
+        head = np.array([(0, 0.0, 0.0)], _DEPTH_HEADER)
+    else:
+        a = quantization * (quantization + 1.0)
+        b = 1.0 - a / depth_max
+        img = np.zeros(d.shape, np.uint16)
+        valid = (d > 0) & (d <= depth_max) & np.isfinite(d)
+        img[valid] = np.round(a / d[valid] + b).astype(np.uint16)
+        head = np.array([(0, a, b)], _DEPTH_HEADER)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise ImageDecodeError("cannot PNG-encode the depth image")
+    return f"{encoding}; compressedDepth png", head.tobytes() + buf.tobytes()

@@ -128,7 +128,8 @@ class PerceptionCore:
         self.active = False
         self._lock = threading.RLock()
         self.stats: dict[str, float] = {"frames_received": 0, "sparse_published": 0, "sparse_skipped": 0,
-                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0, "tf_rejected": 0,
+                                        "vo_updates": 0, "vo_skipped": 0, "vo_failures": 0, "vo_short_baseline": 0,
+                                        "tf_rejected": 0,
                                         "callback_errors": 0}
         self.requests = RequestStats()
         self.last_frame_wall = time.monotonic()     # the last image received (any)

@@ -116,6 +116,9 @@ class OdometryProducer:
                 core.stats["vo_failures"] += 1
                 core.log.warning(f"VO answer not usable: {r.reasons}", throttle_s=5.0, key="vo-unusable")
                 return
+            if not st.integrated:  # too short a baseline to measure: wait for the camera to move on
+                core.stats["vo_short_baseline"] += 1
+                return
             core.stats["vo_updates"] += 1
             if st.keyframe_stamp_ns == frame.stamp_ns:
                 self.keyframe = frame

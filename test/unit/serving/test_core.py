@@ -12,6 +12,7 @@ import pytest
 
 from vlm3_ros.geometry import pose
 from vlm3_ros.geometry.camera import CameraInfoData
+from vlm3_ros.geometry.odometry import KeyframePolicy
 from vlm3_ros.readers.image_codec import ImageDecodeError, to_rgb8
 from vlm3_ros.serving.core import FrameMode, FrameRef, HealthLevel, PerceptionCore
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings
@@ -183,7 +184,9 @@ def test_sparse_depth_producer_publishes_each_new_frame_once(bag_camera) -> None
 def test_odometry_producer_reproduces_the_ground_truth_path(bag_camera, bag_truth) -> None:
     _, _, traj = bag_truth
     # identity extrinsic, no TF: odom is the first camera's frame, for the comparison
-    core = ground_truth_core(bag_camera[:1], vo=OdometrySettings(extrinsic=(0, 0, 0, 0, 0, 0, 1), use_tf_static=False))
+    every_frame = KeyframePolicy(min_translation_m=0.0, min_baseline_m=0.0)
+    core = ground_truth_core(bag_camera[:1], vo=OdometrySettings(extrinsic=(0, 0, 0, 0, 0, 0, 1), use_tf_static=False,
+                                                                 policy=every_frame))
     odom: list[tuple[np.ndarray, int]] = []
     try:
         assert core.vo is not None

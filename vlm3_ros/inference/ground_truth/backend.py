@@ -34,7 +34,9 @@ class GroundTruthConfig:
 
     bag: str
     depth_topic: str = BagTopics.depth
-    world_frame: str = BagTopics.world_frame
+    world_frame: str = ""           # '' = the root of the camera's TF tree
+    camera_frame: str = ""          # '' = the depth image's frame_id
+    pose_topic: str = ""            # '' = the bag's /tf and /tf_static
 
 
 class GroundTruthSource(Protocol):
@@ -90,7 +92,8 @@ class GroundTruthBackend:
 
     @staticmethod
     def from_config(cfg: GroundTruthConfig) -> GroundTruthBackend:
-        topics = BagTopics(depth=cfg.depth_topic, world_frame=cfg.world_frame)
+        topics = BagTopics(image="", camera_info="", depth=cfg.depth_topic, world_frame=cfg.world_frame,
+                           camera_frame=cfg.camera_frame, pose=cfg.pose_topic)
         return GroundTruthBackend(BagGroundTruth(Path(cfg.bag), topics))
 
     def __init__(self, source: GroundTruthSource, depth_decimals: int = 3) -> None:
