@@ -10,6 +10,7 @@ used by every consumer of these queries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +83,17 @@ class Dataset:
     vo_frames: list[Frame] = field(default_factory=list)    # consecutive frames for the VO run
     trajectory: Trajectory | None = None
     notes: list[str] = field(default_factory=list)
+    depth_images: dict[int, np.ndarray] = field(default_factory=dict)   # image stamp -> z-depth (the ceiling)
 
     def calls(self) -> int:
         """Runner calls this dataset needs (for the progress bar)."""
         return len(self.depth) + len(self.pose) + len(self.corr) + max(0, len(self.vo_frames) - 1)
 
 
-def load_sequence(path: Path, topics: BagTopics, opts: EvalOptions) -> SequenceData:
+def load_sequence(path: Path, topics: BagTopics, opts: EvalOptions,
+                  trajectory: Callable[[list[int]], Trajectory] | None = None) -> SequenceData:
+    """Frames, registered depth and (when a task needs them) ground-truth poses of one bag;
+    ``trajectory(image stamps)`` (e.g. read from a file) replaces the bag's own poses."""
     reader = BagReader(path, topics)
     reader.require("image", "camera_info")
     info = {}
@@ -121,10 +126,12 @@ def load_sequence(path: Path, topics: BagTopics, opts: EvalOptions) -> SequenceD
     elif "depth" in opts.tasks or "corr" in opts.tasks:
         notes.append(f"no depth topic {topics.depth!r}: depth and correspondence skipped")
     traj = None
-    try:
-        traj = reader.trajectory()
-    except ValueError as e:
-        notes.append(str(e) + ": pose skipped")
+    if "pose" in opts.tasks or "corr" in opts.tasks:  # depth alone needs no poses
+        stamps = [f.stamp_ns for f in frames]
+        try:
+            traj = trajectory(stamps) if trajectory is not None else reader.trajectory(stamps)
+        except ValueError as e:
+            notes.append(str(e) + ": pose and correspondence skipped")
     return SequenceData(path.name, frames, depth, traj, notes)
 
 
@@ -192,7 +199,7 @@ def from_sequence(seq: SequenceData, opts: EvalOptions) -> Dataset:
     """The queries of a bag: depth per frame, then per frame pair its pose and correspondences
     (one seeded generator, drawn in that order, so a run is reproducible)."""
     rng = np.random.default_rng(opts.seed)
-    ds = Dataset(seq.name, len(seq.frames), notes=list(seq.notes), trajectory=seq.trajectory)
+    ds = Dataset(seq.name, len(seq.frames), notes=list(seq.notes), trajectory=seq.trajectory, depth_images=seq.depth)
     if "depth" in opts.tasks and seq.depth:
         for f in seq.frames:
             d = seq.depth.get(f.stamp_ns)

@@ -103,7 +103,7 @@ def auc_trapz(max_errors: Sequence[float], threshold: float) -> float:
 
 
 def pose_scores(max_errors: Sequence[float], rot: Sequence[float], trans: Sequence[float]) -> dict[str, float]:
-    out = {f"auc@{t}": 100.0 * auc_hist(max_errors, t) for t in (5, 15, 30)}
+    out = {f"auc@{t}": 100.0 * auc_hist(max_errors, t) for t in (5, 10, 15, 30)}
     r, t = np.asarray(rot), np.asarray(trans)
     out.update({"RRA@15": float(np.mean(r < 15)), "RRA@30": float(np.mean(r < 30)),
                 "RTA@15": float(np.mean(t < 15)), "RTA@30": float(np.mean(t < 30)),

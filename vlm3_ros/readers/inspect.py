@@ -181,3 +181,37 @@ def describe(summary: BagSummary) -> str:
         lines += ["", "use it:", f"  vlm3-ros eval {summary.path} {opts} --backend ground_truth",
                   f"  vlm3-ros play {summary.path} --image-topic {t.image} --camera-info-topic {t.camera_info}"]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class TopicRequest:
+    """What the user named (None / '' = find it): the rest comes from the bag's own layout."""
+
+    image: str | None = None
+    camera_info: str | None = None
+    depth: str | None = None
+    pose: str = ""
+    world_frame: str = ""
+    camera_frame: str = ""
+    compressed: bool | None = None      # with raw and compressed copies of one camera: which
+
+
+def resolve_topics(bag: Path | str, req: TopicRequest) -> BagTopics:
+    """The topics of ``bag`` to read: the ones named, the rest found (the only camera, its
+    CameraInfo sibling, its depth partner, a pose topic when TF has no motion)."""
+    frames = {"world_frame": req.world_frame, "camera_frame": req.camera_frame}
+    if req.image and req.camera_info and req.depth is not None:
+        return BagTopics(image=req.image, camera_info=req.camera_info, depth=req.depth, pose=req.pose, **frames)
+    summary = inspect_bag(bag)
+    if req.image:
+        named = [c for c in summary.cameras if c.image.topic == req.image]
+        if not named:
+            raise BagError(f"{Path(bag).name} has no camera image with a camera_info beside it on {req.image!r} "
+                           f"(cameras: {[c.image.topic for c in summary.cameras] or 'none'}); give "
+                           "--camera-info-topic too, or run `vlm3-ros inspect`")
+        cam = named[0]
+    else:
+        cam = pick_camera(summary, req.compressed)
+    found = topics_for(summary, cam)
+    return BagTopics(image=cam.image.topic, camera_info=req.camera_info or cam.camera_info,
+                     depth=cam.depth if req.depth is None else req.depth, pose=req.pose or found.pose, **frames)

@@ -25,7 +25,7 @@ from vlm3_ros.geometry.camera import CameraInfoData
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.msg import FrameSelector, Pixel, Status
 from vlm3_ros.params.config import NodeConfig
-from vlm3_ros.readers.bag import BagTopics
+from vlm3_ros.readers.inspect import TopicRequest
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.client import PerceptionClient
 from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth
@@ -146,9 +146,10 @@ class RosRunner:
         self.node.destroy_node()
 
 
-def evaluate_through_ros(cfg: NodeConfig, bags: list[Path], labels: list[Path], topics: BagTopics,
+def evaluate_through_ros(cfg: NodeConfig, bags: list[Path], labels: list[Path], request: TopicRequest,
                          opts: EvalOptions, target: str, image_topic: str, info_topic: str,
-                         show_progress: bool = True) -> dict[str, Any]:
+                         show_progress: bool = True, trajectory_file: Path | None = None,
+                         trajectory_format: str = "") -> dict[str, Any]:
     """The evaluation with every query answered by the node ``target`` (DDS settings come from
     the environment, as for any ROS 2 tool)."""
     import rclpy
@@ -157,9 +158,9 @@ def evaluate_through_ros(cfg: NodeConfig, bags: list[Path], labels: list[Path], 
     if own:
         rclpy.init()
     try:
-        return run_evaluation(cfg, bags, labels, topics, opts,
-                              lambda bag, ds: RosRunner(dataset_frames(ds), target, image_topic, info_topic),
-                              show_progress)
+        return run_evaluation(cfg, bags, labels, request, opts,
+                              lambda src, ds: RosRunner(dataset_frames(ds), target, image_topic, info_topic),
+                              show_progress, trajectory_file, trajectory_format)
     finally:
         if own:
             rclpy.try_shutdown()

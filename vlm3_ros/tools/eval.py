@@ -25,8 +25,10 @@ from vlm3_ros.eval.report import write_report
 from vlm3_ros.eval.run import run_evaluation
 from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
 from vlm3_ros.params.files import load_values
-from vlm3_ros.readers.bag import BagError, BagTopics
+from vlm3_ros.readers.bag import BagError
+from vlm3_ros.readers.inspect import TopicRequest
 from vlm3_ros.readers.labels import LabelError
+from vlm3_ros.readers.trajectory_file import TrajectoryFileError
 from vlm3_ros.tasks.registry import TASKS
 
 
@@ -62,12 +64,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strides", default="1,2,4", help="frame-pair strides for pose and correspondence")
     p.add_argument("--min-baseline", type=float, default=0.02, help="minimum pair baseline in metres")
     p.add_argument("--max-frames", type=int, default=0, help="use at most this many frames per bag (0 = all)")
-    p.add_argument("--image-topic", default=BagTopics.image)
-    p.add_argument("--camera-info-topic", default=BagTopics.camera_info)
-    p.add_argument("--depth-topic", default=BagTopics.depth)
-    p.add_argument("--pose-topic", default="", help="PoseStamped/Odometry ground truth instead of /tf")
-    p.add_argument("--world-frame", default=BagTopics.world_frame)
-    p.add_argument("--camera-frame", default=BagTopics.camera_frame)
+    p.add_argument("--image-topic", default=None,
+                   help="Image or CompressedImage topic (default: the bag's only camera; see vlm3-ros inspect)")
+    p.add_argument("--camera-info-topic", default=None, help="default: the camera_info beside the image topic")
+    p.add_argument("--depth-topic", default=None,
+                   help="registered depth, Image 16UC1/32FC1 or compressedDepth (default: the camera's depth "
+                        "partner; '' = none)")
+    p.add_argument("--compressed", action="store_true", help="with raw and compressed copies, use the compressed")
+    p.add_argument("--pose-topic", default="",
+                   help="PoseStamped/Odometry/TransformStamped ground truth (default: the TF tree)")
+    p.add_argument("--trajectory", type=Path, default=None, help="ground-truth camera poses from a file instead")
+    p.add_argument("--trajectory-format", choices=("", "tum", "kitti"), default="",
+                   help="tum: 'time tx ty tz qx qy qz qw'; kitti: 3x4 per image ('' = by the columns)")
+    p.add_argument("--world-frame", default="", help="ground-truth world frame (default: the root of the camera's "
+                                                     "TF tree)")
+    p.add_argument("--camera-frame", default="", help="camera optical frame (default: the image's frame_id)")
     p.add_argument("--through-ros", action="store_true",
                    help="send the queries to a running perception node (publishes the frames on its topics)")
     p.add_argument("--node", default="/vlm3_perception", help="with --through-ros: the node to query")
@@ -97,8 +108,6 @@ def node_config(a: argparse.Namespace, overrides: list[str], tasks: tuple[str, .
     values["sparse_depth.rate_hz"] = 0.0
     if values.get("backend") == "ground_truth":
         values.setdefault("ground_truth.bag", "-")  # set per evaluated bag (eval.run.config_for_source)
-        values["ground_truth.depth_topic"] = a.depth_topic
-        values["ground_truth.world_frame"] = a.world_frame
     cfg = build_config(values, require_backend=not a.through_ros)
     limit = cfg["max_points_per_request"]
     checks = (("--points-per-frame", a.points_per_frame, "depth"), ("--corr-points", a.corr_points, "corr"))
@@ -126,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.labels and cfg["backend"] == "ground_truth":
         print("vlm3-ros eval: the ground-truth backend needs a bag; label files need a model backend", file=sys.stderr)
         return 2
-    topics = BagTopics(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic, pose=a.pose_topic,
-                       world_frame=a.world_frame, camera_frame=a.camera_frame)
+    request = TopicRequest(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic,
+                           pose=a.pose_topic, world_frame=a.world_frame, camera_frame=a.camera_frame,
+                           compressed=True if a.compressed else None)
     opts = EvalOptions(tasks=tasks, points_per_frame=a.points_per_frame, margin_px=a.margin, seed=a.seed,
                        depth_type=a.depth_type, strides=tuple(int(s) for s in a.strides.split(",")),
                        min_baseline_m=a.min_baseline, corr_points=a.corr_points, max_frames=a.max_frames)
@@ -135,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
         if a.through_ros:
             from vlm3_ros.ros.eval_runner import evaluate_through_ros
 
-            report = evaluate_through_ros(cfg, bags, a.labels, topics, opts, a.node, a.node_image_topic,
-                                          a.node_camera_info_topic, not a.no_progress)
+            report = evaluate_through_ros(cfg, bags, a.labels, request, opts, a.node, a.node_image_topic,
+                                          a.node_camera_info_topic, not a.no_progress, a.trajectory,
+                                          a.trajectory_format)
             backend = f"through-ros:{a.node}"
         else:
-            report = run_evaluation(cfg, bags, a.labels, topics, opts, show_progress=not a.no_progress)
+            report = run_evaluation(cfg, bags, a.labels, request, opts, show_progress=not a.no_progress,
+                                    trajectory_file=a.trajectory, trajectory_format=a.trajectory_format)
             backend = cfg["backend"]
-    except (BagError, LabelError, ConfigError) as e:
+    except (BagError, LabelError, ConfigError, TrajectoryFileError) as e:
         print(f"vlm3-ros eval: {e}", file=sys.stderr)
         return 2
     cli = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}

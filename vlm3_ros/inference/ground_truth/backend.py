@@ -21,9 +21,10 @@ from vlm3_ros.contract.question import Answer, Question, QuestionContext
 from vlm3_ros.geometry import coords
 from vlm3_ros.geometry.backproject import project, rays_z1
 from vlm3_ros.geometry.pose import invert
+from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.geometry.unify import UnifiedView
 from vlm3_ros.inference.ground_truth import answerer
-from vlm3_ros.readers.bag import BagReader, BagTopics, loop_period_ns
+from vlm3_ros.readers.bag import BagError, BagReader, BagTopics, loop_period_ns
 
 _CORR = re.compile(r"pixel \((\d+), (\d+)\) in the first image")
 
@@ -61,7 +62,10 @@ class BagGroundTruth:
         self._period = loop_period_ns(records)
         self._depth = {r.value.stamp_ns: r.value.depth_m() for r in records if r.kind == "depth"}
         self._stamps = np.array(sorted(self._depth))
-        self._traj = reader.trajectory()
+        try:
+            self._traj: Trajectory | None = reader.trajectory()
+        except BagError as e:  # depth-only recordings: depth answers still come, pose ones say why not
+            self._traj, self.no_pose_reason = None, str(e)
 
     def _unloop(self, stamp_ns: int) -> int:
         """A stamp of loop k of a replay (stamps shifted by k loop periods) -> the recorded stamp."""
@@ -81,6 +85,8 @@ class BagGroundTruth:
         return self._depth[int(self._stamps[i])]
 
     def pose(self, stamp_ns: int) -> np.ndarray | None:
+        if self._traj is None:
+            return None
         try:
             return self._traj.interpolate(self._unloop(stamp_ns) * 1e-9)
         except ValueError:
