@@ -67,3 +67,12 @@ def gt_core(bag_camera):
     core = ground_truth_core(bag_camera)
     yield core
     core.cleanup()
+
+
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory) -> dict[str, Path]:
+    """RealSense-, ZED- and OAK-style bags repacked from the bundled TUM frames (raw, compressed,
+    the RealSense one in sqlite3 too), written once per run: name -> bag folder."""
+    from vlm3_ros.testing.recordings import write_all
+
+    return write_all(tmp_path_factory.mktemp("recordings"))

@@ -42,12 +42,17 @@ class SequenceTruth:
             return None
 
 
+def truth_backends(ds: Dataset, tasks: list[str] | tuple[str, ...]) -> dict[str, GroundTruthBackend]:
+    """The ground-truth double answering ``tasks`` from the loaded recording's depth and poses."""
+    gt = GroundTruthBackend(SequenceTruth(ds.depth_images, ds.trajectory))
+    return {t: gt for t in tasks if t in ("depth", "pose", "corr")}
+
+
 def ceiling(ds: Dataset, settings: PipelineSettings, depth_type: str) -> dict[str, Any]:
     """Depth and correspondence metrics of the ideal model on ``ds``'s own queries."""
     if not ds.depth_images:
         return {}
-    gt = GroundTruthBackend(SequenceTruth(ds.depth_images, ds.trajectory))
-    runner = InProcessRunner(Pipeline({"depth": gt, "corr": gt}, settings), "ceiling")
+    runner = InProcessRunner(Pipeline(truth_backends(ds, ("depth", "corr")), settings), "ceiling")
     out: dict[str, Any] = {}
     depth = DepthScore(depth_type)
     for q in ds.depth:

@@ -57,6 +57,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     lines = ["# vlm3_ros evaluation", "", f"backend: **{backend_label(report)}**", ""]
     lines += ["| sequence | depth delta1 (DepthLM) | delta1 (VLM3, valid only) | parse failures | AbsRel | "
               "pose AUC@5/15/30 | corr EPE px | PCK@3 | VO ATE m |", "|---|---|---|---|---|---|---|---|---|"]
+    ceilings = []
     for s in report["sequences"]:
         d, p, c, t = s.get("depth"), s.get("pose"), s.get("corr"), s.get("trajectory")
         cells = [s["name"],
@@ -69,6 +70,16 @@ def write_report(report: dict[str, Any], out: Path) -> None:
                  f"{c['original_px']['pck@3']:.3f}" if c else "-",
                  f"{t['ate_rmse_m']:.4f}" if t else "-"]
         lines.append("| " + " | ".join(cells) + " |")
+        cd, cc = (d or {}).get("ceiling"), (c or {}).get("ceiling")
+        if cd or cc:
+            cells = [f"{cd['delta1']:.3f} (n={cd['n']})" if cd else "-", f"{cd['abs_rel']:.4f}" if cd else "-",
+                     f"{cc['epe']:.2f}" if cc else "-", f"{cc['pck@3']:.3f}" if cc else "-"]
+            ceilings.append(f"| {s['name']} | " + " | ".join(cells) + " |")
+    if ceilings:
+        lines += ["", "## Ceiling: the ideal model on the same questions", "",
+                  "Ground truth read at the integer pixel each prompt names (docs/evaluation.md#the-ceiling): the "
+                  "error here is the camera's and the contract's, not the model's.", "",
+                  "| sequence | depth delta1 | AbsRel | corr EPE px | PCK@3 |", "|---|---|---|---|---|", *ceilings]
     lines += ["", "## Latency (per service-equivalent call)", "", "| sequence | task | n | p50 ms | p90 ms | p99 ms |",
               "|---|---|---|---|---|---|"]
     for s in report["sequences"]:

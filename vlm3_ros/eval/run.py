@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlm3_ros.eval.ceiling import WARN_DELTA1, ceiling
+from vlm3_ros.eval.ceiling import WARN_DELTA1, ceiling, truth_backends
 from vlm3_ros.eval.dataset import Dataset, EvalOptions, from_labels, from_sequence, load_sequence
 from vlm3_ros.eval.report import versions
 from vlm3_ros.eval.runner import InProcessRunner, Runner
 from vlm3_ros.eval.scoring import evaluate, pooled
 from vlm3_ros.params.config import NodeConfig, build_config
 from vlm3_ros.params.mapping import odometry_policy, open_backends, pipeline_settings
-from vlm3_ros.readers.bag import BagTopics
+from vlm3_ros.readers.bag import BagError, BagTopics
 from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
 from vlm3_ros.readers.labels import read_depthlm_jsonl, read_vlm3_labels
 from vlm3_ros.readers.trajectory_file import read_trajectory
@@ -31,6 +31,7 @@ class Source:
 
     bag: Path | None = None
     topics: BagTopics | None = None
+    trajectory_file: Path | None = None     # ground-truth poses from a file, not the bag
 
 
 def config_for_source(cfg: NodeConfig, src: Source) -> NodeConfig:
@@ -44,9 +45,12 @@ def config_for_source(cfg: NodeConfig, src: Source) -> NodeConfig:
     return cfg
 
 
-def in_process_runner(cfg: NodeConfig, src: Source) -> InProcessRunner:
+def in_process_runner(cfg: NodeConfig, src: Source, ds: Dataset | None = None) -> InProcessRunner:
     """The pipeline exactly as the node builds it from the same parameters."""
     c = config_for_source(cfg, src)
+    if c["backend"] == "ground_truth" and src.trajectory_file is not None and ds is not None:
+        # the poses live in a file the bag does not name: the double answers from the loaded recording
+        return InProcessRunner(Pipeline(truth_backends(ds, c["enabled_tasks"]), pipeline_settings(c)))
     return InProcessRunner(Pipeline(open_backends(c), pipeline_settings(c)))
 
 
@@ -60,7 +64,7 @@ def load_datasets(bags: list[Path], labels: list[Path], request: TopicRequest, o
         seq = load_sequence(bag, topics, opts, traj)
         LOG.info("%s: %d frames, %d with depth, poses %s", bag.name, len(seq.frames), len(seq.depth),
                  "yes" if seq.trajectory else "no")
-        out.append((Source(bag, topics), from_sequence(seq, opts)))
+        out.append((Source(bag, topics, trajectory_file), from_sequence(seq, opts)))
     for lf in labels:
         items = read_depthlm_jsonl(lf, opts.max_frames) if lf.suffix == ".jsonl" else [read_vlm3_labels(lf)]
         out.append((Source(), from_labels(items, lf.name, max_points)))
@@ -77,10 +81,14 @@ def run_evaluation(cfg: NodeConfig, bags: list[Path], labels: list[Path], reques
     from tqdm import tqdm
 
     settings = pipeline_settings(cfg)
-    factory: RunnerFactory = make_runner or (lambda src, ds: in_process_runner(cfg, src))
+    factory: RunnerFactory = make_runner or (lambda src, ds: in_process_runner(cfg, src, ds))
     results = []
     for source, ds in load_datasets(bags, labels, request, opts, settings.max_points, trajectory_file,
                                     trajectory_format):
+        if not ds.calls():
+            # every task asked for was skipped: a report of dashes would hide what to fix
+            raise BagError(f"{ds.name}: nothing to score for --tasks {','.join(opts.tasks)}: "
+                           + "; ".join(ds.notes or ["no frames"]))
         runner = factory(source, ds)
         with tqdm(total=ds.calls(), desc=ds.name, disable=not show_progress, unit="call") as bar:
             try:

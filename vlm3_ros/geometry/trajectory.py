@@ -12,6 +12,8 @@ from scipy.spatial.transform import Rotation, Slerp
 from vlm3_ros.geometry.backproject import backproject, project
 from vlm3_ros.geometry.pose import invert, make_T
 
+EXACT_S = 1e-6   # stamps this close are one instant (float seconds of nanosecond stamps)
+
 
 @dataclass(frozen=True)
 class Trajectory:
@@ -40,11 +42,16 @@ class Trajectory:
         ``max_gap`` seconds away (ground truth would be made up).
         """
         s = self.stamps
-        if len(s) == 0 or stamp < s[0] or stamp > s[-1]:
+        if len(s) == 0:
+            raise ValueError("the trajectory is empty")
+        # A sample within a microsecond is the pose at that stamp: stamps that went through text
+        # (trajectory files, seconds as floats) differ from nanosecond stamps by float rounding.
+        j = int(np.argmin(np.abs(s - stamp)))
+        if abs(s[j] - stamp) <= EXACT_S:
+            return self.poses[j].copy()
+        if stamp < s[0] or stamp > s[-1]:
             raise ValueError(f"stamp {stamp:.6f} is outside the trajectory [{s[0]:.6f}, {s[-1]:.6f}]")
         i = int(np.searchsorted(s, stamp))
-        if s[min(i, len(s) - 1)] == stamp:
-            return self.poses[min(i, len(s) - 1)].copy()
         a, b = i - 1, i
         if max(stamp - s[a], s[b] - stamp) > max_gap:
             raise ValueError(f"no ground-truth pose within {max_gap}s of {stamp:.6f}")

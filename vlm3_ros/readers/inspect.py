@@ -172,14 +172,16 @@ def describe(summary: BagSummary) -> str:
     lines += ["", "pose topics: " + (", ".join(summary.pose_topics) or "none")]
     if summary.cameras:
         try:
-            cam = pick_camera(summary)
+            cam, named = pick_camera(summary), False
         except BagError:
-            cam = summary.cameras[0]
+            cam, named = summary.cameras[0], True   # several cameras: the commands must name one
         t = topics_for(summary, cam)
-        opts = (f"--image-topic {t.image} --camera-info-topic {t.camera_info}" + (f" --depth-topic {t.depth}"
-                if t.depth else "") + (f" --pose-topic {t.pose}" if t.pose else ""))
-        lines += ["", "use it:", f"  vlm3-ros eval {summary.path} {opts} --backend ground_truth",
-                  f"  vlm3-ros play {summary.path} --image-topic {t.image} --camera-info-topic {t.camera_info}"]
+        opts = (f" --image-topic {t.image} --camera-info-topic {t.camera_info}" + (f" --depth-topic {t.depth}"
+                if t.depth else "")) if named else ""
+        lines += ["", "use it" + ("" if named else " (the camera above is picked without topic flags)") + ":",
+                  f"  vlm3-ros eval {summary.path}{opts} --backend ground_truth   # the ceiling: ideal answers",
+                  f"  vlm3-ros eval {summary.path}{opts} --params-file my_robot.yaml",
+                  f"  vlm3-ros play {summary.path}{opts if not named else f' --image-topic {t.image}'}"]
     return "\n".join(lines)
 
 

@@ -10,7 +10,9 @@ topic options it plays the bag's only camera (see ``vlm3-ros inspect``).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from geometry_msgs.msg import Quaternion, Transform, TransformStamped, Vector3
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
@@ -66,6 +69,11 @@ class BagPlayer(Node):
         self.start_delay = start_delay
         self.min_subscribers = min_subscribers
         self.published = {"image": 0, "camera_info": 0, "depth": 0, "tf": 0, "tf_static": 0}
+        self.get_logger().info(
+            f"playing {bag.name}: image {topics.image} [{types[topics.image].rsplit('/', 1)[-1]}]"
+            + (f" as {remap_image}" if remap_image else "") + f", camera_info {topics.camera_info}"
+            + (f" as {remap_info}" if remap_info else "") + f", depth {topics.depth if self.pub_depth else 'none'}, "
+            + ("/tf_static (latched) and /tf" if publish_tf else "no TF"))
 
     def wait_for_subscribers(self) -> None:
         """Wait (up to start_delay) until the camera publishers are matched with min_subscribers
@@ -74,9 +82,10 @@ class BagPlayer(Node):
         while time.monotonic() < deadline:
             counts = (self.pub_img.get_subscription_count(), self.pub_info.get_subscription_count())
             if self.min_subscribers and min(counts) >= self.min_subscribers:
-                time.sleep(0.5)  # let the readers' side of the match settle too
+                STOP.wait(0.5)  # let the readers' side of the match settle too
                 return
-            time.sleep(0.05)
+            if STOP.wait(0.05):
+                return
         if self.min_subscribers:
             self.get_logger().warning(f"only {self.pub_img.get_subscription_count()} subscriber(s) on the image "
                                       f"topic after {self.start_delay}s; playing anyway")
@@ -98,14 +107,16 @@ class BagPlayer(Node):
         for loop in range(self.loops):
             first_log, t0 = None, time.monotonic()
             for rec in records:
-                if not rclpy.ok():
+                if STOP.is_set() or not rclpy.ok():
                     return
                 if first_log is None:
                     first_log = rec.log_time_ns
                 if self.rate > 0:
                     wait = (rec.log_time_ns - first_log) * 1e-9 / self.rate - (time.monotonic() - t0)
                     if wait > 0:
-                        time.sleep(wait)
+                        STOP.wait(wait)
+                        if STOP.is_set():
+                            return
                 # Each loop continues the timeline (stamps shifted by whole loops), as a camera
                 # would: receivers see new frames, not the first loop's stamps again.
                 self._publish(rec.kind, shifted(rec.value, loop * period))
@@ -135,6 +146,16 @@ class BagPlayer(Node):
         self.published[kind] += 1
 
 
+# Set by Ctrl-C / SIGTERM: playback stops at the next message and the player exits 0. An event,
+# not KeyboardInterrupt: an interrupt raised inside rclpy or a decoder, or left pending at exit,
+# can end the process by the signal (exit -2) instead of a clean shutdown.
+STOP = threading.Event()
+
+
+def _stop(signum: int, frame: object) -> None:
+    STOP.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args_ros = rclpy.utilities.remove_ros_args(["x", *argv])[1:]
@@ -160,16 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         topics = resolve_topics(a.bag, TopicRequest(image=a.image_topic, camera_info=a.camera_info_topic,
                                                     depth=a.depth_topic, compressed=True if a.compressed else None))
-    except BagError as e:
+    except (BagError, OSError) as e:  # one line that says what to fix, no traceback
         print(f"vlm3-ros play: {e}", file=sys.stderr)
         return 2
-    rclpy.init(args=["x", *argv])
+    signal.signal(signal.SIGINT, _stop)   # rclpy's own handler is off (below): one owner of the signal
+    signal.signal(signal.SIGTERM, _stop)
+    rclpy.init(args=["x", *argv], signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = BagPlayer(a.bag, topics, a.publish_image_as, a.publish_camera_info_as, a.rate, a.loops, not a.no_tf,
                          a.start_delay, a.min_subscribers)
         node.play()
-    except BagError as e:
+        if STOP.is_set():
+            node.get_logger().info(f"stopped: {node.published}")
+    except (BagError, OSError) as e:  # one line that says what to fix, no traceback
         print(f"vlm3-ros play: {e}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):

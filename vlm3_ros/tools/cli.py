@@ -14,6 +14,7 @@ COMMANDS = {
     "play": ("vlm3_ros.ros.bag_player", "replay a bag's camera topics and /tf (like ros2 bag play)"),
     "call": ("vlm3_ros.ros.client", "call the perception services with readable output"),
     "demo": ("vlm3_ros.tools.demo", "the node on the bundled TUM bag with the tiny untrained checkpoint"),
+    "inspect": ("vlm3_ros.tools.inspect", "list a bag's cameras, depth, TF edges and pose topics"),
     "eval": ("vlm3_ros.tools.eval", "score on a bag or label file with the paper's metrics"),
     "make-test-checkpoint": ("vlm3_ros.inference.assets", "build the offline tokenizer + tiny untrained checkpoint"),
 }

@@ -23,9 +23,13 @@ from typing import Any
 from vlm3_ros.eval.dataset import EvalOptions
 from vlm3_ros.eval.report import write_report
 from vlm3_ros.eval.run import run_evaluation
+from vlm3_ros.geometry.camera import CameraModelError
+from vlm3_ros.geometry.tf_tree import TfError
+from vlm3_ros.geometry.unify import UnifyError
 from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
 from vlm3_ros.params.files import load_values
 from vlm3_ros.readers.bag import BagError
+from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.readers.inspect import TopicRequest
 from vlm3_ros.readers.labels import LabelError
 from vlm3_ros.readers.trajectory_file import TrajectoryFileError
@@ -153,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             report = run_evaluation(cfg, bags, a.labels, request, opts, show_progress=not a.no_progress,
                                     trajectory_file=a.trajectory, trajectory_format=a.trajectory_format)
             backend = cfg["backend"]
-    except (BagError, LabelError, ConfigError, TrajectoryFileError) as e:
+    except (BagError, LabelError, ConfigError, TrajectoryFileError, ImageDecodeError, CameraModelError, UnifyError,
+            TfError, OSError) as e:
+        # what the user gave cannot be read as asked: one line that says what, no traceback
         print(f"vlm3-ros eval: {e}", file=sys.stderr)
         return 2
     cli = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}

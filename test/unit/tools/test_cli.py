@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("cmd", [
-    [], ["node"], ["bringup"], ["play"], ["call"], ["demo"], ["eval"], ["make-test-checkpoint"],
+    [], ["node"], ["bringup"], ["play"], ["call"], ["demo"], ["inspect"], ["eval"], ["make-test-checkpoint"],
 ])
 def test_every_command_has_help(cmd: list[str]) -> None:
     r = subprocess.run([sys.executable, "-m", "vlm3_ros.tools.cli", *cmd, "--help"], capture_output=True, text=True,
