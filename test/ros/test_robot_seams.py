@@ -86,7 +86,9 @@ def seams(rclpy_context, tmp_path_factory, bag_truth):
         tf("base_link", "laser", make_T(np.eye(3), [0.2, 0.0, 0.15]), 0)]))
     try:
         node.wait_for_log("]: active", timeout=60)
-        assert spin_until(n, lambda: dynamic.get_subscription_count() > 0, 15)
+        # this node's /tf reader, not any other (the session's other nodes subscribe to /tf too)
+        assert spin_until(n, lambda: any(e.node_namespace == NS for e in n.get_subscriptions_info_by_topic("/tf")),
+                          15)
         spin_until(n, lambda: False, 1.0)  # the reader's side of the match settles too
         # the joint's state every 50 ms over both loops of the replay (each loop continues the
         # clock), sent twice as a joint state publisher keeps sending: /tf is volatile
