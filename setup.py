@@ -38,6 +38,9 @@ setup(
         ("share/vlm3_ros/launch", [str(p) for p in sorted((HERE / "launch").glob("*.py"))]),
         ("share/vlm3_ros/config", [str(p) for p in sorted((HERE / "config").glob("*"))]),
     ],
-    install_requires=["numpy", "opencv-python-headless", "pyyaml", "scipy", "rosbags", "tqdm"],
+    # Lower ends: apt's versions on Ubuntu 22.04 (Humble), measured to pass the core suite
+    # (docs/build.md); rosbags has no apt package: the version CI runs.
+    install_requires=["numpy>=1.21.5", "opencv-python-headless>=4.5.4", "pyyaml>=5.4.1", "scipy>=1.8.0",
+                      "matplotlib>=3.5.1", "rosbags>=0.11.9", "tqdm"],
     entry_points={"console_scripts": console_scripts()},
 )

@@ -3,22 +3,75 @@
 # which is a no-op apart from an incremental colcon build when nothing changed), then ruff and
 # the whole pytest suite. Extra arguments go to pytest.
 set -euo pipefail
-case "${1:-}" in
-  -h|--help)
-    echo "Usage: scripts/test.sh [PYTEST_ARGS...]"
-    echo "  Sets up and builds when needed, runs 'ruff check' and the whole pytest suite."
-    exit 0 ;;
-esac
+usage() {
+  cat <<'USAGE'
+Usage: scripts/test.sh [--distro kilted|jazzy|core | --all] [PYTEST_ARGS...]
+
+  Sets up and builds when needed (scripts/setup.sh --no-demo), runs 'ruff check' and pytest.
+
+  (default)       the whole suite on the default distro, Kilted (CPython 3.11 wheels)
+  --distro jazzy  the whole suite on the Jazzy wheels (CPython 3.12)
+  --distro core   the pure core's suite (test/unit, test/model) on CPython 3.10 without ROS 2,
+                  with the newest transformers for 3.10: what Humble and JetPack 6 run
+  --all           all three, one after another, each in its own environment; prints a summary
+                  and fails if any failed (CI runs this)
+  PYTEST_ARGS     passed to pytest (e.g. -k depth, -x)
+USAGE
+}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-"$root/scripts/setup.sh" --no-demo
+distro="${VLM3_DISTRO:-kilted}"
+all=0
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  --all) all=1; shift ;;
+  --distro) distro="${2:-}"; shift 2 || { usage >&2; exit 2; } ;;
+  --distro=*) distro="${1#--distro=}"; shift ;;
+esac
+case "$distro" in kilted|jazzy|core|system) ;; *) echo "test.sh: unknown distro '$distro'" >&2; usage >&2; exit 2 ;; esac
+
+if [ "$all" = 1 ]; then
+  # Each run in a fresh process that starts from this shell's environment minus any venv or
+  # workspace of this checkout (VLM3_ROOT=... source distro.sh's vlm3_forget_checkouts).
+  summary=(); failed=0
+  for d in kilted jazzy core; do
+    echo "[test --all] ===== ${d} ====="
+    start=$SECONDS
+    set +e
+    (VLM3_ROOT="$root" VLM3_DISTRO="$d"; export VLM3_ROOT VLM3_DISTRO
+     # shellcheck disable=SC1091
+     source "$root/scripts/distro.sh"; vlm3_forget_checkouts
+     # --all tests the wheels and the bare core: a sourced ROS 2 install must not leak in
+     unset ROS_DISTRO ROS_VERSION ROS_PYTHON_VERSION PYTHONPATH AMENT_PREFIX_PATH CMAKE_PREFIX_PATH \
+           COLCON_PREFIX_PATH
+     exec "$root/scripts/test.sh" --distro "$d" "$@")
+    rc=$?
+    set -e
+    secs=$((SECONDS - start))
+    if [ "$rc" = 0 ]; then verdict=passed; else verdict="FAILED (exit $rc)"; failed=1; fi
+    summary+=("$(printf '  %-7s %s in %dm%02ds' "$d" "$verdict" $((secs / 60)) $((secs % 60)))")
+  done
+  echo "[test --all] summary (kilted: whole suite, CPython 3.11; jazzy: whole suite, CPython 3.12;" \
+       "core: test/unit + test/model, CPython 3.10, no ROS 2):"
+  printf '%s\n' "${summary[@]}"
+  exit "$failed"
+fi
+
+if [ "$distro" = system ]; then "$root/scripts/setup.sh" --no-demo; else "$root/scripts/setup.sh" --distro "$distro" --no-demo; fi
+export VLM3_DISTRO="$distro"
 # shellcheck disable=SC1091
 source "$root/scripts/env.sh" --loopback
-echo "[test] ruff check"
-ruff check .
-echo "[test] pytest"
+paths=()
+if [ "$distro" = core ]; then
+  # No ROS 2 here: the DDS tests (test/ros) need it; everything below ros/ must pass without it.
+  paths=(test/unit test/model)
+else
+  echo "[test] ruff check"
+  ruff check .
+fi
+echo "[test] pytest (${distro})"
 set +e
-python -m pytest "$@"
+python -m pytest "${paths[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

@@ -4,6 +4,7 @@ checkpoint). DDS fixtures live in test/ros/conftest.py."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from vlm3_ros.tools import ros_env
 ros_env.apply()
 
 TEST_DATA = Path(__file__).parent / "data"
+
+
+def pytest_report_header(config) -> str:
+    """Say in every log which distro and library versions ran (CI runs Kilted, Jazzy, 3.10 core)."""
+    return f"vlm3_ros environment: {ros_env.describe()} [VLM3_DISTRO={os.environ.get('VLM3_DISTRO', '-')}]"
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +41,7 @@ def tiny_checkpoint() -> Path:
     """The tiny UNTRAINED real-architecture checkpoint (built by setup; rebuilt here if missing)."""
     from vlm3_ros.inference.assets import make_test_checkpoint
 
-    return make_test_checkpoint(ros_env.REPO_ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
+    return make_test_checkpoint(ros_env.cache_dir() / "tiny_qwen3_vl")
 
 
 @pytest.fixture(scope="session")

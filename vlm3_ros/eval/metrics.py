@@ -18,6 +18,9 @@ from vlm3_ros.geometry.pose import rotation_error_deg, translation_angle_deg
 
 DELTA1 = 1.25
 
+# numpy 2 renamed trapz; apt's numpy on Humble (1.21) and Jazzy (1.26) only has the old name
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz
+
 
 # ---------------------------------------------------------------- sparse depth points
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def auc_trapz(max_errors: Sequence[float], threshold: float) -> float:
     last = int(np.searchsorted(e, threshold))
     xs = np.r_[e[:last], threshold]
     ys = np.r_[recall[:last], recall[last - 1]]
-    return float(np.trapezoid(ys, x=xs) / threshold)
+    return float(_trapezoid(ys, x=xs) / threshold)
 
 
 def pose_scores(max_errors: Sequence[float], rot: Sequence[float], trans: Sequence[float]) -> dict[str, float]:

@@ -152,3 +152,23 @@ LIVE: frozenset[str] = frozenset({
     "max_points_per_request", "max_regions_per_request", "max_question_chars", "request_timeout_s",
     "camera_timeout_s", "vo.position_stddev_m", "vo.rotation_stddev_deg", "vo.publish_tf",
 })
+
+
+def parameters_help(program: str) -> str:
+    """The perception node's --help: how to run it and every parameter with default, range and
+    meaning, from the table above (the same rows the node declares)."""
+    lines = [
+        f"usage: {program} [--ros-args [-r __ns:=/NS] [-p NAME:=VALUE ...] [--params-file FILE]]",
+        "",
+        f"Runs the vlm3_ros perception node ({NODE_NAME}). Parameters (config/perception.yaml is a params file",
+        "with all of them; docs/ros.md explains topics, services and TF):",
+    ]
+    for spec in PARAMS:
+        bounds = ""
+        if spec.choices:
+            bounds = " {" + ", ".join(spec.choices) + "}"
+        elif spec.min is not None or spec.max is not None:
+            bounds = f" [{spec.min}, {spec.max}]"
+        lines.append(f"  {spec.name} (default {spec.default!r}{bounds}{', read-only' if spec.read_only else ''})")
+        lines.append(f"      {spec.description}")
+    return "\n".join(lines)

@@ -42,7 +42,7 @@ from vlm3_ros.geometry.backproject import pack_points
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.params import mapping
 from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
-from vlm3_ros.params.table import NODE_NAME
+from vlm3_ros.params.table import NODE_NAME, parameters_help
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros import markers, parameters
@@ -271,8 +271,17 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
+    argv = sys.argv if args is None else args
+    user_args = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in user_args or "--help" in user_args:
+        print(parameters_help(argv[0].rsplit("/", 1)[-1] if argv else "perception_node"))
+        return 0
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as e:  # rcl's argument errors (unknown ROS args, a bad -p rule): one line, not a trace
+        print(f"perception_node: bad command line: {e} (see --help)", file=sys.stderr)
+        return 2
     node = PerceptionNode()
     # Threads waiting on queued inference (queue size + 1 running) must leave room for the
     # camera, timer and diagnostics callbacks and for calls answered at once (BUSY, invalid).

@@ -20,6 +20,11 @@ COMMANDS = {
 }
 
 
+# What a ROS-free Python (the core on 3.10, a laptop without ROS 2) lacks for the ROS commands.
+ROS_MODULES = {"rclpy", "rosidl_runtime_py", "builtin_interfaces", "std_msgs", "geometry_msgs", "sensor_msgs",
+               "nav_msgs", "tf2_msgs", "diagnostic_msgs", "visualization_msgs", "lifecycle_msgs", "std_srvs"}
+
+
 def usage() -> str:
     lines = ["usage: vlm3-ros COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<22} {desc}" for name, (_, desc) in COMMANDS.items()]
@@ -37,12 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vlm3-ros: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     target = COMMANDS[name][0]
-    module = importlib.import_module(target)
+    if name == "node" and ("-h" in rest or "--help" in rest):
+        from vlm3_ros.params.table import parameters_help  # pure: no ROS needed for the help
+
+        print(parameters_help("vlm3-ros node"))
+        return 0
+    try:
+        module = importlib.import_module(target)
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if missing.split(".")[0] not in ROS_MODULES and not missing.startswith(("vlm3_ros.msg", "vlm3_ros.srv")):
+            raise
+        # the pure commands (eval, inspect, make-test-checkpoint) run anywhere; these need ROS 2
+        print(f"vlm3-ros {name}: needs ROS 2 ({e.name} is missing): source scripts/env.sh after scripts/setup.sh, "
+              "or a ROS 2 install and this package's colcon install", file=sys.stderr)
+        return 2
     if name == "node":
-        if "-h" in rest or "--help" in rest:
-            print("usage: vlm3-ros node [--ros-args -p NAME:=VALUE ... --params-file FILE]\n\n"
-                  "Runs the perception node. Parameters: see config/perception.yaml and vlm3_ros/params/table.py.")
-            return 0
         return int(module.main(["vlm3-ros-node", *rest]) or 0)
     return int(module.main(rest) or 0)
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=("tiny", "ground_truth"), default="tiny")
     p.add_argument("--bag", type=Path, default=BAG_PATHS["mcap"], help="bag to play (default: bundled TUM MCAP)")
-    p.add_argument("--checkpoint", type=Path, default=ros_env.REPO_ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
+    p.add_argument("--checkpoint", type=Path, default=ros_env.cache_dir() / "tiny_qwen3_vl",
                    help="tiny checkpoint directory (built if missing)")
     p.add_argument("--rate", type=float, default=0.25, help="bag playback speed factor")
     p.add_argument("--out", type=Path, default=None,
