@@ -87,6 +87,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['frames_published']} | {s['frames_received_by_node']} | {s['frames_dropped']} | "
                   f"{s['rss_start_mib']:.0f} / {s['rss_max_mib']:.0f} / {s['rss_end_mib']:.0f} | "
                   f"{' / '.join(f'{v:.0f}' for v in s['rss_quarters_mib'])} |")
+    md += ["", "Success share (OK / requests) and the node's time per stage over all runs' answered, non-BUSY "
+           "requests (from each response's `Timing`; docs/engine.md): p50 / p99 ms.", ""]
+    for k, s in enumerate(runs, 1):
+        ok = s["statuses"].get("OK", 0)
+        md.append(f"- run {k}: {ok}/{s['requests']} OK ({100.0 * ok / max(1, s['requests']):.1f}%)")
+    stages = list(runs[0].get("stages", {})) if runs else []
+    if stages:
+        md += ["", "| run | " + " | ".join(stages) + " | client round trip |", "|---|" + "---|" * (len(stages) + 1)]
+        for k, s in enumerate(runs, 1):
+            pct = [s["stages"][st] for st in stages]
+            cells = [f"{q.get('p50_ms', float('nan')):.2f} / {q.get('p99_ms', float('nan')):.2f}" for q in pct]
+            lat = s["latency"]
+            md.append(f"| {k} | " + " | ".join(cells) +
+                      f" | {lat.get('p50_ms', float('nan')):.1f} / {lat.get('p99_ms', float('nan')):.1f} |")
     (a.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0 if all(s["answered"] == s["requests"] and not s["errors"] for s in runs) else 1

@@ -130,10 +130,10 @@ if [ "$build_only" = 0 ]; then
   want="$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing pinned packages (${reqs[*]})"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pip_extra[@]}" "${reqs[@]/#/-r}"
+    "$venv/bin/python" -m pip install -qq --disable-pip-version-check "${pip_extra[@]}" "${reqs[@]/#/-r}"
     if [ "$distro" = core ]; then
       # setup.py: the pure core and the command line without a ROS build, as on Humble/JetPack.
-      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+      "$venv/bin/python" -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
     fi
     echo "$want" > "$stamp"
   else

@@ -56,11 +56,12 @@ def test_engine_equals_naive_across_frames_of_different_sizes(backends) -> None:
     for rnd in range(2):
         for k, img in enumerate(f):
             qs += depth_questions(f"f{k}", img, 3, 10 * rnd + k)
-    prefills_before = eng.stats["prefills"]
+    before = eng.stats["prefills"] + eng.stats["prefix_hits"]
     a = eng.answer(qs)
     b = nai.answer(qs)
     assert [x.text for x in a] == [y.text for y in b]
-    assert eng.stats["prefills"] - prefills_before == 3  # one vision encode + prefill per frame
+    # one vision encode + prefill per frame (or a frame prefix cache hit for one prefilled earlier)
+    assert eng.stats["prefills"] + eng.stats["prefix_hits"] - before == 3
 
 
 def test_two_image_pose_questions_share_the_pair_prefix(backends) -> None:
@@ -179,3 +180,43 @@ def test_engine_work_stops_at_a_batch_boundary_when_its_job_is_cancelled(backend
     with running(token), pytest.raises(Cancelled, match="deactivated"):
         eng.answer(qs)
     assert eng.stats["generate_calls"] == before
+
+
+def test_frame_prefix_cache_reuses_a_frame_and_stays_token_identical(tiny_checkpoint: Path, backends) -> None:
+    _, nai = backends
+    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=8, prefix_cache_mb=64))
+    try:
+        f = frames()
+        first = depth_questions("cache-f0", f[0], 4, 1)
+        again = depth_questions("cache-f0", f[0], 4, 2)          # another request on the same frame
+        a1, a2 = eng.answer(first), eng.answer(again)
+        assert eng.stats["prefills"] == 1 and eng.stats["prefix_hits"] == 1
+        assert [x.text for x in a1 + a2] == [y.text for y in nai.answer(first + again)]
+        # same key, other pixels (a restarted camera reusing stamps): never served from the cache
+        other = depth_questions("cache-f0", f[1], 2, 3)
+        assert [x.text for x in eng.answer(other)] == [y.text for y in nai.answer(other)]
+        assert eng.stats["prefills"] == 2 and eng.stats["prefix_cache_kib"] > 0
+    finally:
+        eng.close()
+
+
+def test_frame_prefix_cache_is_bounded_by_bytes(tiny_checkpoint: Path) -> None:
+    f = [frames()[0]] * 3    # three frames of one size: equal prefix sizes
+    probe = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine"))
+    probe.answer(depth_questions("p", f[0], 1, 0))
+    one_mb = probe.stats["prefix_cache_kib"] / 1024
+    probe.close()
+    small = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", prefix_cache_mb=1.5 * one_mb))
+    off = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", prefix_cache_mb=0))
+    try:
+        for k, img in enumerate(f):
+            small.answer(depth_questions(f"b{k}", img, 1, k))
+            off.answer(depth_questions(f"b{k}", img, 1, k))
+        # room for one prefix: the older ones were evicted, least recently used first
+        assert list(small._prefixes) == ["b2"] and small.stats["prefix_evictions"] == 2
+        assert small.stats["prefix_cache_kib"] <= 1.5 * one_mb * 1024
+        off.answer(depth_questions("b0", f[0], 1, 0))
+        assert off.stats["prefix_hits"] == 0 and off.stats["prefix_cache_kib"] == 0
+    finally:
+        small.close()
+        off.close()

@@ -42,6 +42,11 @@ def test_depth_runs_end_to_end_and_reports_parse_failures(tiny_node) -> None:
     assert all(s.code == PointStatus.PARSE_FAILURE and s.reason for s in resp.point_status)
     assert all(len(t) > 0 for t in resp.raw_answers)  # the real model generated text
     assert resp.timing.prompt_tokens > 1000 and resp.timing.generated_tokens > 0
+    # per-stage timings travel in the response: every stage of the local engine ran
+    t = resp.timing
+    stages = [t.preprocess_s, t.image_s, t.prefill_s, t.decode_s, t.parse_s, t.convert_s]
+    assert all(s > 0 for s in stages), stages
+    assert t.image_s + t.prefill_s + t.decode_s <= t.inference_s and t.queue_s >= 0
 
 
 def test_pose_corr_object_run_end_to_end(tiny_node) -> None:

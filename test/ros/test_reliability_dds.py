@@ -135,6 +135,10 @@ def test_short_load_every_request_answered_once(rclpy_context, tiny_checkpoint, 
     assert s["requests"] == 15 and s["answered"] == 15  # exactly one answer each
     assert set(s["statuses"]) <= {"PARSE_FAILURE", "BUSY"}, s["statuses"]
     assert s["frames_published"] > 30 and s["frames_received_by_node"] > 0
+    # each non-BUSY answer carried its stages: the tiny model's image, prefill and decode ran
+    answered = sum(v for k, v in s["statuses"].items() if k != "BUSY")
+    assert all(s["stages"][st]["n"] == answered for st in ("image", "prefill", "decode", "parse"))
+    assert all(s["stages"][st]["p50_ms"] > 0 for st in ("unify", "image", "prefill", "decode"))
 
 
 # ============================================================ faults at configure time (real node)

@@ -9,7 +9,8 @@ import contextvars
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 from vlm3_ros.contract.question import BackendError
 
@@ -42,17 +43,24 @@ class CancelToken:
             raise Cancelled(f"{self.label or 'job'} stopped: its deadline passed")
 
 
+T = TypeVar("T")
+
 _current: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar("vlm3_cancel_token", default=None)
 
 
 @contextmanager
-def running(token: CancelToken) -> Iterator[CancelToken]:
-    """Make ``token`` the current one while the job runs."""
-    reset = _current.set(token)
+def scoped(var: contextvars.ContextVar[T | None], value: T) -> Iterator[T]:
+    """``var`` holds ``value`` inside the block (this job's token, this request's clock)."""
+    reset = var.set(value)
     try:
-        yield token
+        yield value
     finally:
-        _current.reset(reset)
+        var.reset(reset)
+
+
+def running(token: CancelToken) -> AbstractContextManager[CancelToken]:
+    """Make ``token`` the current one while the job runs."""
+    return scoped(_current, token)
 
 
 def current() -> CancelToken | None:

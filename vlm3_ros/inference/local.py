@@ -7,6 +7,11 @@ positions in every row), with decode steps shared across the batch.
 ``mode="naive"``: one full ``generate`` per question through the processor, the reference that
 the engine is tested and benchmarked against.
 
+``image_processing="device"`` (default): the checkpoint processor's image arithmetic on the model's
+device from the uint8 image (:mod:`vlm3_ros.inference.image_processing`); ``"pil"``: the
+checkpoint's own processor, the reference. Stages (image, prefill, decode) are booked to the
+running request's clock (:mod:`vlm3_ros.contract.timing`).
+
 The mRoPE trap: Qwen3-VL caches the rotary offset of the last prefilled image on the module
 (``model.model.rope_deltas``) and reuses it whenever the KV cache is non-empty. The engine stores
 the offset with each prefix and restores it before every generate on that prefix; a stale value
@@ -20,6 +25,7 @@ import gc
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +36,15 @@ import numpy as np
 from vlm3_ros.contract import cancel
 from vlm3_ros.contract.prompts import PromptError, check_user_text
 from vlm3_ros.contract.question import Answer, BackendError, Question
+from vlm3_ros.contract.timing import stage
+from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, expand_image_tokens
 
 LOG = logging.getLogger(__name__)
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATION = ("none", "8bit", "4bit")
 MODES = ("engine", "naive")
+IMAGE_PROCESSING = ("device", "pil")
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ class LocalModelConfig:
     mode: str = "engine"
     batch_size: int = 32
     min_new_tokens: int = 0                # benchmarks only: force answer lengths on random weights
+    image_processing: str = "device"       # device: processor arithmetic on the model's device; pil: reference
+    prefix_cache_mb: float = 512.0         # prefilled image prefixes kept for reuse (LRU by bytes; 0 = off)
 
     def validate(self) -> None:
         if not self.path:
@@ -65,6 +76,10 @@ class LocalModelConfig:
             raise BackendError(f"quantization must be one of {QUANTIZATION}, got {self.quantization!r}")
         if self.mode not in MODES:
             raise BackendError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.image_processing not in IMAGE_PROCESSING:
+            raise BackendError(f"image_processing must be one of {IMAGE_PROCESSING}, got {self.image_processing!r}")
+        if self.prefix_cache_mb < 0:
+            raise BackendError(f"prefix_cache_mb must be >= 0, got {self.prefix_cache_mb}")
         if self.batch_size < 1:
             raise BackendError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_pixels < 0 or self.min_pixels < 0:
@@ -201,6 +216,17 @@ def _load_model(cfg: LocalModelConfig, device: str) -> Any:
     return model
 
 
+def _cache_bytes(cache: Any) -> int:
+    """Bytes held by a transformers DynamicCache (its layers' key and value tensors)."""
+    total = 0
+    for layer in getattr(cache, "layers", []):
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            if t is not None and hasattr(t, "nelement"):
+                total += t.nelement() * t.element_size()
+    return total
+
+
 @dataclass
 class _Prefix:
     key: Hashable
@@ -240,7 +266,13 @@ class TransformersBackend:
             eos.add(tok.eos_token_id)
         self.eos_ids = sorted(i for i in eos if i is not None and i >= 0)
         self._closed = False
-        self.stats = {"prefills": 0, "generate_calls": 0, "questions": 0}
+        self.stats = {"prefills": 0, "generate_calls": 0, "questions": 0, "prefix_hits": 0, "prefix_misses": 0,
+                      "prefix_evictions": 0, "prefix_cache_kib": 0.0}
+        # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
+        self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...]]] = OrderedDict()
+        self._prefix_bytes = 0
+        self.image_processor = self._device_image_processor()
+        self._sync = _torch().cuda.synchronize if self.device.type == "cuda" else None
 
     # ------------------------------------------------------------------ public
     def answer(self, questions: Sequence[Question]) -> list[Answer]:
@@ -273,8 +305,36 @@ class TransformersBackend:
             if self._key is not None:
                 REGISTRY.release(self._key)
             self.model = None
+            self._prefixes.clear()
+            self._prefix_bytes = 0
 
     # ------------------------------------------------------------------ helpers
+    def _device_image_processor(self) -> DeviceImageProcessor | None:
+        if self.cfg.image_processing != "device":
+            return None
+        try:
+            return DeviceImageProcessor(ProcessorParams.of(self.processor.image_processor), self.device)
+        except (AttributeError, TypeError, ValueError) as e:
+            LOG.warning("image_processing=device unavailable for %s (%s); using the checkpoint's processor (pil)",
+                        self.cfg.path, e)
+            return None
+
+    def _inputs(self, text: str, images: tuple[np.ndarray, ...]) -> dict[str, Any]:
+        """input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw on the device:
+        the checkpoint's processor (pil), or the same arithmetic on the device + the tokenizer."""
+        if self.image_processor is None or not images:
+            with stage("image", self._sync):
+                out = self.processor(text=[text], images=self._pil(images) or None, return_tensors="pt")
+                return dict(out.to(self.device))
+        with stage("image", self._sync):
+            pixel_values, grid = self.image_processor(images)
+        merge = self.image_processor.params.merge_size
+        enc = self.tokenizer([expand_image_tokens(text, grid.tolist(), merge)], return_tensors="pt")
+        ids = enc["input_ids"].to(self.device)
+        return {"input_ids": ids, "attention_mask": enc["attention_mask"].to(self.device),
+                "mm_token_type_ids": (ids == self.image_token_id).to(ids.dtype),
+                "pixel_values": pixel_values, "image_grid_thw": grid}
+
     def _messages(self, q: Question) -> list[dict]:
         content: list[dict] = [{"type": "image"} for _ in q.images]
         content.append({"type": "text", "text": q.text})
@@ -307,10 +367,10 @@ class TransformersBackend:
     # ------------------------------------------------------------------ naive
     def _naive(self, q: Question) -> Answer:
         torch = _torch()
-        inputs = self.processor(text=[self.chat_text(q)], images=self._pil(q.images) or None,
-                                return_tensors="pt").to(self.device)
+        inputs = self._inputs(self.chat_text(q), q.images)
         self.model.model.rope_deltas = None
-        with torch.inference_mode():
+        # naive: vision encode and prefill happen inside generate, booked as decode
+        with torch.inference_mode(), stage("decode"):
             out = self.model.generate(**inputs, **self._gen_kwargs(q.max_new_tokens))
         p = inputs["input_ids"].shape[1]
         text, n = self._decode(out[0, p:], q.max_new_tokens)
@@ -330,18 +390,18 @@ class TransformersBackend:
             raise BackendError("engine mode needs at least one image in the prompt")
         cut += len("<|vision_end|>")
         prefix_text = text[:cut]
-        inputs = self.processor(text=[prefix_text], images=self._pil(q.images), return_tensors="pt").to(self.device)
+        inputs = self._inputs(prefix_text, q.images)
         ids = inputs["input_ids"]
         cache = DynamicCache(config=self.model.config)
         self.model.model.rope_deltas = None
-        with torch.inference_mode():
+        with torch.inference_mode(), stage("prefill", self._sync):
             self.model(input_ids=ids, attention_mask=inputs["attention_mask"],
                        mm_token_type_ids=inputs["mm_token_type_ids"], pixel_values=inputs["pixel_values"],
                        image_grid_thw=inputs["image_grid_thw"], past_key_values=cache, use_cache=True,
                        logits_to_keep=1)
         self.stats["prefills"] += 1
         grid = inputs["image_grid_thw"]
-        merge = int(getattr(self.processor.image_processor, "merge_size", 2))
+        merge = int(getattr(self.processor.image_processor, "merge_size", 2))  # same in both image paths
         image_tokens = tuple(int(g.prod()) // merge**2 for g in grid)
         return _Prefix(key=q.images_key, ids=ids, grid_thw=grid, cache=cache,
                        rope_deltas=self.model.model.rope_deltas.clone(), image_tokens=image_tokens), prefix_text
@@ -354,38 +414,74 @@ class TransformersBackend:
             raise BackendError("questions grouped under one images_key render different image prefixes")
         return self.tokenizer(text[len(prefix_text):], add_special_tokens=False)["input_ids"]
 
+    def _cached_prefill(self, q: Question) -> tuple[_Prefix, str]:
+        """The prefilled prefix of ``q``'s images: from the frame prefix cache when the same images
+        (same key, same pixels, same prompt prefix) were prefilled before, else prefilled now and
+        kept, least recently used evicted beyond ``prefix_cache_mb``. Repeated service calls, the
+        sparse-depth producer and VO on one frame then pay the image once."""
+        budget = int(self.cfg.prefix_cache_mb * 2**20)
+        hit = self._prefixes.get(q.images_key)
+        if hit is not None:
+            prefix, prefix_text, images = hit
+            same = len(images) == len(q.images) and all(
+                a is b or (a.shape == b.shape and np.array_equal(a, b)) for a, b in zip(images, q.images, strict=True))
+            if same and self.chat_text(q).startswith(prefix_text):
+                self._prefixes.move_to_end(q.images_key)
+                self.stats["prefix_hits"] += 1
+                return prefix, prefix_text
+        self.stats["prefix_misses"] += 1
+        prefix, prefix_text = self._prefill(q)
+        if budget:
+            self._drop_prefix(q.images_key)
+            size = _cache_bytes(prefix.cache)
+            if size <= budget:
+                self._prefixes[q.images_key] = (prefix, prefix_text, tuple(q.images))
+                self._prefix_bytes += size
+                while self._prefix_bytes > budget:
+                    self._drop_prefix(next(iter(self._prefixes)))
+                    self.stats["prefix_evictions"] += 1
+        self.stats["prefix_cache_kib"] = round(self._prefix_bytes / 2**10, 1)
+        return prefix, prefix_text
+
+    def _drop_prefix(self, key: Hashable) -> None:
+        old = self._prefixes.pop(key, None)
+        if old is not None:
+            self._prefix_bytes -= _cache_bytes(old[0].cache)
+
     def _engine_group(self, qs: list[Question]) -> list[Answer]:
         torch = _torch()
-        prefix, prefix_text = self._prefill(qs[0])
+        prefix, prefix_text = self._cached_prefill(qs[0])
         P = prefix.ids.shape[1]
         answers: list[Answer] = []
         bs = self.cfg.batch_size
-        for start in range(0, len(qs), bs):
-            cancel.check()  # batch boundary: stop here when the caller gave up or the node stops
-            batch = qs[start:start + bs]
-            suffixes = [self._suffix_ids(q, prefix_text) for q in batch]
-            L = max(len(s) for s in suffixes)
-            B = len(batch)
-            ids = torch.full((B, P + L), self.pad_id, dtype=torch.long, device=self.device)
-            mask = torch.zeros((B, P + L), dtype=torch.long, device=self.device)
-            ids[:, :P] = prefix.ids[0]
-            mask[:, :P] = 1
-            for i, s in enumerate(suffixes):
-                ids[i, P + L - len(s):] = torch.tensor(s, dtype=torch.long, device=self.device)
-                mask[i, P + L - len(s):] = 1
-            mm = (ids == self.image_token_id).to(torch.int)
-            cache = copy.deepcopy(prefix.cache)
-            if B > 1:
-                cache.batch_repeat_interleave(B)
-            self.model.model.rope_deltas = prefix.rope_deltas
-            max_new = max(q.max_new_tokens for q in batch)
-            with torch.inference_mode():
-                out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
-                                          image_grid_thw=prefix.grid_thw, past_key_values=cache,
-                                          **self._gen_kwargs(max_new))
-            self.stats["generate_calls"] += 1
-            for i, q in enumerate(batch):
-                text, n = self._decode(out[i, P + L:], q.max_new_tokens)
-                answers.append(Answer(text=text, prompt_tokens=P + len(suffixes[i]), generated_tokens=n))
-            self.stats["questions"] += B
+        # decode: per batch, the suffix tokens, the prefix-cache copy and generate (the model)
+        with stage("decode", self._sync):
+            for start in range(0, len(qs), bs):
+                cancel.check()  # batch boundary: stop here when the caller gave up or the node stops
+                batch = qs[start:start + bs]
+                suffixes = [self._suffix_ids(q, prefix_text) for q in batch]
+                L = max(len(s) for s in suffixes)
+                B = len(batch)
+                ids = torch.full((B, P + L), self.pad_id, dtype=torch.long, device=self.device)
+                mask = torch.zeros((B, P + L), dtype=torch.long, device=self.device)
+                ids[:, :P] = prefix.ids[0]
+                mask[:, :P] = 1
+                for i, s in enumerate(suffixes):
+                    ids[i, P + L - len(s):] = torch.tensor(s, dtype=torch.long, device=self.device)
+                    mask[i, P + L - len(s):] = 1
+                mm = (ids == self.image_token_id).to(torch.int)
+                cache = copy.deepcopy(prefix.cache)
+                if B > 1:
+                    cache.batch_repeat_interleave(B)
+                self.model.model.rope_deltas = prefix.rope_deltas
+                max_new = max(q.max_new_tokens for q in batch)
+                with torch.inference_mode():
+                    out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
+                                              image_grid_thw=prefix.grid_thw, past_key_values=cache,
+                                              **self._gen_kwargs(max_new))
+                self.stats["generate_calls"] += 1
+                for i, q in enumerate(batch):
+                    text, n = self._decode(out[i, P + L:], q.max_new_tokens)
+                    answers.append(Answer(text=text, prompt_tokens=P + len(suffixes[i]), generated_tokens=n))
+                self.stats["questions"] += B
         return answers

@@ -64,7 +64,9 @@ def backend_config(cfg: NodeConfig, task: str) -> Hashable:
         return LocalModelConfig(path=cfg.model_path(task), device=cfg["model.device"], dtype=cfg["model.dtype"],
                                 attn_implementation=cfg["model.attn_implementation"],
                                 quantization=cfg["model.quantization"], max_pixels=cfg["model.max_pixels"],
-                                mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"])
+                                mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"],
+                                image_processing=cfg["model.image_processing"],
+                                prefix_cache_mb=cfg["model.prefix_cache_mb"])
     if kind == "remote":
         return RemoteConfig(url=cfg[f"remote.{task}_url"] or cfg["remote.url"],
                             model=cfg[f"remote.{task}_model"] or cfg["remote.model"], api_key=api_key(cfg),

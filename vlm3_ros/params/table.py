@@ -84,6 +84,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("model.engine_mode", "engine", "engine (shared image prefix, batched) or naive (one generate per question)",
        choices=("engine", "naive")),
     _P("model.batch_size", 32, "questions per batched generate in engine mode", 1, 1024),
+    _P("model.prefix_cache_mb", 512.0, "prefilled image prefixes (the frame's KV after vision encode + prefill) kept "
+       "for reuse by later requests, the sparse-depth producer and VO on the same frame; LRU by bytes, 0 = off",
+       0.0, 1e6),
+    _P("model.image_processing", "device", "device: the checkpoint processor's resize/normalise/patchify on the "
+       "model's device from the uint8 image; pil: the checkpoint's own (CPU, PIL) processor, the reference",
+       choices=("device", "pil")),
     _P("model.depth_type", "range", "what the depth checkpoint's number means: range (along the ray) or z_depth",
        choices=DEPTH_TYPES),
     _P("remote.url", "http://127.0.0.1:8000/v1", "OpenAI-compatible base URL (vLLM, SGLang, transformers serve) "

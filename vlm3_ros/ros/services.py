@@ -4,6 +4,7 @@ decided here; statuses, limits and messages come from vlm3_ros.serving."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,11 +43,14 @@ def _header(frame: Frame) -> Header:
     return Header(stamp=cv.to_time(frame.stamp_ns), frame_id=frame.frame_id)
 
 
-def _finish(resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
+def _finish(core: PerceptionCore, resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
     """The response: ``fill(result)`` when the task ran, headers of the frames the request
     resolved to, status, message and timings."""
     if reply.result is not None:
+        t0 = time.perf_counter()
         fill(reply.result)
+        reply.result.timings.convert_s = time.perf_counter() - t0
+        core.requests.record_stage("convert", reply.result.timings.convert_s)
     names = ("header_a", "header_b") if hasattr(resp, "header_a") else ("header",)
     if len(reply.frames) == len(names):
         for name, frame in zip(names, reply.frames, strict=True):
@@ -61,6 +65,12 @@ def _finish(resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
         resp.timing.inference_s = t.inference_s
         resp.timing.prompt_tokens = t.prompt_tokens
         resp.timing.generated_tokens = t.generated_tokens
+        resp.timing.queue_s = t.queue_s
+        resp.timing.image_s = t.image_s
+        resp.timing.prefill_s = t.prefill_s
+        resp.timing.decode_s = t.decode_s
+        resp.timing.parse_s = t.parse_s
+        resp.timing.convert_s = t.convert_s
     return resp
 
 
@@ -80,7 +90,7 @@ def get_depth(core: PerceptionCore, req: GetDepth.Request, resp: GetDepth.Respon
         resp.raw_answers = r.raw
 
     reply = core.get_depth(frame_ref(req.frame, core.max_image_pixels), _pixels(req.pixels), int(req.depth_type))
-    return _finish(resp, reply, fill)
+    return _finish(core, resp, reply, fill)
 
 
 def estimate_pose(core: PerceptionCore, req: EstimatePose.Request,
@@ -103,7 +113,7 @@ def estimate_pose(core: PerceptionCore, req: EstimatePose.Request,
         if r.T_a_b is not None:
             resp.transform_a_b = cv.transform_msg(r.T_a_b)
 
-    return _finish(resp, core.estimate_pose(*_pair(core, req), bool(req.with_distance)), fill)
+    return _finish(core, resp, core.estimate_pose(*_pair(core, req), bool(req.with_distance)), fill)
 
 
 def find_correspondence(core: PerceptionCore, req: FindCorrespondence.Request,
@@ -113,7 +123,7 @@ def find_correspondence(core: PerceptionCore, req: FindCorrespondence.Request,
         resp.point_status = _points_status(r.codes, r.reasons)
         resp.raw_answers = r.raw
 
-    return _finish(resp, core.find_correspondence(*_pair(core, req), _pixels(req.pixels_a)), fill)
+    return _finish(core, resp, core.find_correspondence(*_pair(core, req), _pixels(req.pixels_a)), fill)
 
 
 def object_query(core: PerceptionCore, req: ObjectQuery.Request, resp: ObjectQuery.Response) -> ObjectQuery.Response:
@@ -130,7 +140,8 @@ def object_query(core: PerceptionCore, req: ObjectQuery.Request, resp: ObjectQue
             resp.yes = bool(a.yes)
 
     boxes = np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in req.regions], dtype=np.float64).reshape(-1, 4)
-    return _finish(resp, core.object_query(frame_ref(req.frame, core.max_image_pixels), boxes, req.question), fill)
+    reply = core.object_query(frame_ref(req.frame, core.max_image_pixels), boxes, req.question)
+    return _finish(core, resp, reply, fill)
 
 
 Handler = Callable[[PerceptionCore, Any, Any], Any]

@@ -377,7 +377,11 @@ class PerceptionCore:
         timeout = self.settings.request_timeout_s if self.settings else 60.0
         fut = self.submit(label, lambda: fn(pipeline), timeout)
         try:
-            return fut.result(timeout=timeout)
+            result = fut.result(timeout=timeout)
+            timings = getattr(result, "timings", None)
+            if timings is not None:
+                timings.queue_s = getattr(fut, "queue_s", 0.0)
+            return result
         except concurrent.futures.TimeoutError:
             fut.cancel()
             # the job's own deadline stops it at its next batch boundary; make sure it does

@@ -1,5 +1,6 @@
-"""What the services answered lately: replies per status, latency percentiles per service and the
-share of model answers that did not parse (over a sliding window), for diagnostics."""
+"""What the services answered lately: replies per status, latency percentiles per service and per
+stage (vlm3_ros.contract.timing), and the share of model answers that did not parse (over a
+sliding window), for diagnostics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from vlm3_ros.contract.timing import STAGES
 from vlm3_ros.serving.status import StatusCode
 from vlm3_ros.tasks.common import PointCode
 
@@ -22,6 +24,7 @@ class RequestStats:
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self._latency: dict[str, deque[float]] = {}
+        self._stages: dict[str, deque[float]] = {}
         self._answers: deque[bool] = deque(maxlen=window)   # True = parsed
         self.window = window
 
@@ -39,6 +42,15 @@ class RequestStats:
             self.counts[key] = self.counts.get(key, 0) + 1
             self._latency.setdefault(name, deque(maxlen=self.window)).append(total_s)
             self._answers.extend(parsed)
+        timings = getattr(result, "timings", None)
+        if timings is not None:
+            for stage, seconds in timings.stages().items():
+                if stage != "convert":   # booked by the node after the reply (record_stage)
+                    self.record_stage(stage, seconds)
+
+    def record_stage(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._stages.setdefault(stage, deque(maxlen=self.window)).append(seconds)
 
     def parse_failure_share(self) -> tuple[float | None, int]:
         """(share of recent model answers that did not parse, how many answers); None if none."""
@@ -54,6 +66,11 @@ class RequestStats:
                 a = np.array(lat) * 1000.0
                 out[f"{name}_p50_ms"] = round(float(np.percentile(a, 50)), 1)
                 out[f"{name}_p95_ms"] = round(float(np.percentile(a, 95)), 1)
+            for stage in STAGES:
+                if stage in self._stages:
+                    a = np.array(self._stages[stage]) * 1000.0
+                    out[f"stage_{stage}_p50_ms"] = round(float(np.percentile(a, 50)), 2)
+                    out[f"stage_{stage}_p95_ms"] = round(float(np.percentile(a, 95)), 2)
         out["parse_failure_share"] = "n/a" if share is None else round(share, 3)
         out["recent_answers"] = n
         return out

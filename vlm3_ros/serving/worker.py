@@ -93,6 +93,7 @@ class InferenceWorker:
                     f"dropped {job.label or 'job'} after waiting {waited:.2f}s in the queue (deadline passed)"))
                 continue
             self._running = job
+            job.future.queue_s = waited  # type: ignore[attr-defined]
             try:
                 with running(job.token):
                     result = job.fn()

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vlm3_ros.contract import cancel
+from vlm3_ros.contract import cancel, timing
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Answer, Backend, Question
 from vlm3_ros.geometry.frame import Frame
@@ -44,10 +44,32 @@ class RequestError(ValueError):
 
 @dataclass
 class Timings:
+    """One request's clock (vlm3_ros.contract.timing names the stages). preprocess_s: from the
+    task's start to the model call (unify + questions); inference_s: the backend call, of which
+    image_s, prefill_s and decode_s are the local engine's stages (a remote server's are its own);
+    parse_s: answers -> result; queue_s and convert_s are filled by the serving layer and the node."""
+
     preprocess_s: float = 0.0
     inference_s: float = 0.0
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    queue_s: float = 0.0
+    image_s: float = 0.0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    parse_s: float = 0.0
+    convert_s: float = 0.0
+    answered_at: float = 0.0    # time.monotonic() when the last backend call returned
+
+    def stages(self) -> dict[str, float]:
+        """Seconds per stage (contract.timing.STAGES order); unify is preprocess_s."""
+        return {"queue": self.queue_s, "unify": self.preprocess_s, "image": self.image_s, "prefill": self.prefill_s,
+                "decode": self.decode_s, "parse": self.parse_s, "convert": self.convert_s}
+
+    def finish(self) -> None:
+        """Book parse_s: from the last answer to now (the task built its result)."""
+        if self.answered_at:
+            self.parse_s = time.monotonic() - self.answered_at
 
     def add(self, answers: list[Answer]) -> None:
         self.prompt_tokens += sum(a.prompt_tokens for a in answers)
@@ -110,8 +132,13 @@ def ask(backend: Backend, questions: list[Question], tm: Timings, t0: float) -> 
     tm.preprocess_s = time.monotonic() - t0
     cancel.check()  # a job whose caller gave up stops before the model runs
     t1 = time.monotonic()
-    answers = backend.answer(questions) if questions else []
-    tm.inference_s = time.monotonic() - t1
+    with timing.collecting(timing.StageClock()) as clock:
+        answers = backend.answer(questions) if questions else []
+    tm.answered_at = time.monotonic()
+    tm.inference_s = tm.answered_at - t1
+    tm.image_s += clock.get("image")
+    tm.prefill_s += clock.get("prefill")
+    tm.decode_s += clock.get("decode")
     tm.add(answers)
     return answers
 

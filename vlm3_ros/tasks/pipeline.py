@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.unify import UnifiedView, UnifyConfig, plan, render
 from vlm3_ros.tasks import corr, depth, object, pose
 from vlm3_ros.tasks.registry import TASKS
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,19 @@ class Pipeline:
         return view, img
 
     def depth(self, frame: Frame, pixels: np.ndarray, depth_type: DepthType = "z_depth") -> depth.DepthResult:
-        return depth.run(self, frame, pixels, depth_type)
+        return _parsed(depth.run(self, frame, pixels, depth_type))
 
     def pose(self, frame_a: Frame, frame_b: Frame, with_distance: bool = True) -> pose.PoseResult:
-        return pose.run(self, frame_a, frame_b, with_distance)
+        return _parsed(pose.run(self, frame_a, frame_b, with_distance))
 
     def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> corr.CorrResult:
-        return corr.run(self, frame_a, frame_b, pixels_a)
+        return _parsed(corr.run(self, frame_a, frame_b, pixels_a))
 
     def object(self, frame: Frame, boxes: np.ndarray, question: str) -> object.ObjectResult:
-        return object.run(self, frame, boxes, question)
+        return _parsed(object.run(self, frame, boxes, question))
+
+
+def _parsed(result: R) -> R:
+    """Book the task's parse + geometry time (from its last answer to its result) on the result."""
+    result.timings.finish()  # type: ignore[attr-defined]
+    return result

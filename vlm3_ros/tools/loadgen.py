@@ -27,6 +27,13 @@ from vlm3_ros.ros.client import STATUS_NAMES, PerceptionClient
 from vlm3_ros.srv import GetDepth
 from vlm3_ros.tools.processes import NodeProcess
 
+# stage -> Timing field (vlm3_ros.contract.timing). "backend call" holds image + prefill + decode for
+# the local engine and all of a remote server's or the ground-truth double's work; "node total" is
+# the serving core's whole reply.
+TIMING_STAGES = {"queue": "queue_s", "unify": "preprocess_s", "image": "image_s", "prefill": "prefill_s",
+                 "decode": "decode_s", "backend call": "inference_s", "parse": "parse_s", "convert": "convert_s",
+                 "node total": "total_s"}
+
 
 @dataclass
 class LoadResult:
@@ -34,6 +41,8 @@ class LoadResult:
     answered: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
+    # node-side seconds per stage of every answered, non-BUSY request (the response's Timing)
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
     frames_published: int = 0
     frames_received: int = 0
     rss_mib: list[float] = field(default_factory=list)
@@ -43,7 +52,7 @@ class LoadResult:
     def summary(self) -> dict[str, Any]:
         rss = self.rss_mib or [float("nan")]
         return {"requests": self.requests, "answered": self.answered, "statuses": self.statuses,
-                "latency": self.latency, "frames_published": self.frames_published,
+                "latency": self.latency, "stages": self.stages, "frames_published": self.frames_published,
                 "frames_received_by_node": self.frames_received,
                 "frames_dropped": self.frames_published - self.frames_received,
                 "rss_start_mib": rss[0], "rss_max_mib": max(rss), "rss_end_mib": rss[-1],
@@ -104,6 +113,7 @@ def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 
     stop = threading.Event()
     lock = threading.Lock()
     latencies: list[float] = []
+    stage_samples: dict[str, list[float]] = {}
     try:
         node.wait_for_log("]: active", timeout=300)
         assert node.proc is not None
@@ -157,6 +167,9 @@ def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 
                         res.statuses[name] = res.statuses.get(name, 0) + 1
                         if r.status.code != Status.BUSY:
                             latencies.append(dt)
+                            tm = r.timing
+                            for stage, attr in TIMING_STAGES.items():
+                                stage_samples.setdefault(stage, []).append(getattr(tm, attr))
             finally:
                 n.destroy_node()
 
@@ -189,6 +202,7 @@ def run_load(node_args: list[str], clients: int = 8, requests_per_client: int = 
             vals = {kv.key: kv.value for kv in mine[-1].values}
             res.frames_received = int(vals.get("frames_received", 0))
         res.latency = M.latency_percentiles(latencies)
+        res.stages = {stage: M.latency_percentiles(v) for stage, v in stage_samples.items()}
         if node.proc.poll() is not None:
             res.errors.append(f"node exited with {node.proc.returncode}")
         return res

@@ -339,3 +339,18 @@ def test_deactivation_stops_the_running_job_and_answers_it_once(bag_camera) -> N
     assert r.code == StatusCode.MODEL_NOT_READY and "deactivated while get_depth ran" in r.message
     assert slow.closed  # released only after the job stopped
     core.cleanup()
+
+
+def test_a_reply_carries_its_stages_and_diagnostics_export_them(gt_core, bag_camera) -> None:
+    r = gt_core.get_depth(by_stamp(bag_camera[2][0]), np.array([[320.0, 240.0], [100.0, 80.0]]), 0)
+    assert r.success
+    t = r.result.timings
+    stages = t.stages()
+    assert list(stages) == ["queue", "unify", "image", "prefill", "decode", "parse", "convert"]
+    # the ground-truth double has no image/prefill/decode stages; the rest were measured
+    assert t.queue_s > 0 and t.preprocess_s > 0 and t.parse_s > 0 and t.inference_s > 0
+    assert t.image_s == t.prefill_s == t.decode_s == 0.0
+    assert sum(v for k, v in stages.items() if k != "queue") <= r.total_s
+    values = gt_core.requests.values()
+    for stage in ("queue", "unify", "parse"):
+        assert values[f"stage_{stage}_p50_ms"] <= values[f"stage_{stage}_p95_ms"]

@@ -25,6 +25,7 @@ from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.geometry.unify import UnifiedView
 from vlm3_ros.inference.ground_truth import answerer
 from vlm3_ros.readers.bag import BagError, BagReader, BagTopics, loop_period_ns
+from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
 
 _CORR = re.compile(r"pixel \((\d+), (\d+)\) in the first image")
 
@@ -98,8 +99,10 @@ class GroundTruthBackend:
 
     @staticmethod
     def from_config(cfg: GroundTruthConfig) -> GroundTruthBackend:
-        topics = BagTopics(image="", camera_info="", depth=cfg.depth_topic, world_frame=cfg.world_frame,
-                           camera_frame=cfg.camera_frame, pose=cfg.pose_topic)
+        # The camera topics as `vlm3-ros play` picks them: the replay's loop period is computed from
+        # the same records on both sides, so loop k's stamps map back onto the recording.
+        topics = resolve_topics(cfg.bag, TopicRequest(depth=cfg.depth_topic or None, pose=cfg.pose_topic,
+                                                      world_frame=cfg.world_frame, camera_frame=cfg.camera_frame))
         return GroundTruthBackend(BagGroundTruth(Path(cfg.bag), topics))
 
     def __init__(self, source: GroundTruthSource, depth_decimals: int = 3) -> None:

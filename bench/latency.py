@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Where the time between a camera frame and a GetDepth reply goes, stage by stage, with the image
+processing on the model's device (ours) and through the checkpoint's PIL processor (the naive
+way) side by side in one run, for 1, 8, 64 and 256 depth points on the bundled TUM frames.
+
+  python bench/latency.py                                   # CPU, tiny offline checkpoint (untrained)
+  python bench/latency.py --arch 4b --device cuda --dtype bfloat16   # true Qwen3-VL-4B shape, random weights
+
+The request runs the node's own code without DDS: the camera callback's decode
+(ros.conversions.image_to_rgb), the serving core (queue, unify, image, prefill, decode, parse;
+vlm3_ros.contract.timing) and the service's response conversion (ros.services.get_depth), plus
+the sparse cloud's packing (geometry.backproject.pack_points + ros.conversions.pointcloud2) for
+the answered points. "outside the model" is everything except prefill and decode. Median over
+--frames frames after one warm-up frame. Writes bench/results/latency_<arch>_<device>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+STAGE_FIELDS = ("queue_s", "preprocess_s", "image_s", "prefill_s", "decode_s", "parse_s", "convert_s")
+COLUMNS = ("decode_cb", "queue", "unify", "image", "prefill", "decode", "parse", "convert", "cloud")
+
+
+def backends(a: argparse.Namespace) -> dict:
+    """One backend per image path, sharing one model."""
+    import dataclasses
+
+    from engine_bench import build_backend
+
+    from vlm3_ros.inference.local import TransformersBackend
+
+    first = build_backend(a, "engine")
+    out = {}
+    for path in a.paths.split(","):
+        cfg = dataclasses.replace(first.cfg, image_processing=path)
+        out[path] = TransformersBackend(cfg, model=first.model, processor=first.processor)
+    return out
+
+
+def serving_core(a: argparse.Namespace, backend):
+    """The node's serving core on ``backend``, configured from the node's parameters."""
+    from engine_bench import node_config
+
+    from vlm3_ros.params.mapping import pipeline_settings, serving_settings
+    from vlm3_ros.serving.core import PerceptionCore
+
+    cfg = node_config(a, "engine")
+    core = PerceptionCore()
+    if not core.configure(serving_settings(cfg), pipeline_settings(cfg), lambda: {"depth": backend}):
+        raise RuntimeError("core did not configure")
+    if not core.activate():
+        raise RuntimeError("core did not activate")
+    return core
+
+
+def run_path(a: argparse.Namespace, core, points: int, stamp_base: int) -> dict:
+    from vlm3_ros.geometry.backproject import pack_points
+    from vlm3_ros.msg import FrameSelector, Pixel
+    from vlm3_ros.readers.tum import TumSequence
+    from vlm3_ros.ros import conversions as cv
+    from vlm3_ros.ros.services import get_depth
+    from vlm3_ros.srv import GetDepth
+
+    seq = TumSequence()
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(a.frames + 1):  # frame 0 warms up
+        f = seq.frames[k % len(seq.frames)]
+        stamp = int(f.rgb_stamp * 1e9) + stamp_base + k   # a new frame each time: no render cache hit
+        msg = cv.rgb_to_image(f.rgb(), stamp, seq.camera_info.frame_id)
+        t = time.perf_counter()
+        rgb = cv.image_to_rgb(msg, 4096 * 4096)   # what the camera callback does per frame
+        decode_cb = time.perf_counter() - t
+        core.on_camera_info(stamp, seq.camera_info)
+        core.on_image(stamp, msg.header.frame_id, lambda rgb=rgb: rgb)
+        px = np.column_stack([rng.uniform(10, 630, points), rng.uniform(10, 470, points)])
+        req = GetDepth.Request(frame=FrameSelector(mode=FrameSelector.BY_STAMP, stamp=cv.to_time(stamp)),
+                               pixels=[Pixel(x=float(x), y=float(y)) for x, y in px])
+        if a.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        resp = get_depth(core, req, GetDepth.Response())
+        total = time.perf_counter() - t
+        pts = np.array([[p.x, p.y, p.z] for p in resp.points], dtype=np.float32).reshape(-1, 3)
+        t = time.perf_counter()
+        cv.pointcloud2(pack_points(pts), stamp, msg.header.frame_id)
+        cloud = time.perf_counter() - t
+        if k:
+            tm = resp.timing
+            rows.append({"decode_cb": decode_cb, **{c: getattr(tm, s) for c, s in
+                                                      zip(COLUMNS[1:8], STAGE_FIELDS, strict=True)},
+                         "cloud": cloud, "service_total": total, "status": int(resp.status.code),
+                         "image_tokens": int(tm.prompt_tokens)})
+    med = {c: float(np.median([r[c] for r in rows])) for c in (*COLUMNS, "service_total")}
+    med["outside_model"] = sum(med[c] for c in COLUMNS if c not in ("prefill", "decode"))
+    med["frames"] = len(rows)
+    med["points"] = points
+    med["statuses"] = sorted({r["status"] for r in rows})
+    return med
+
+
+def status_names(row: dict) -> str:
+    from vlm3_ros.serving.status import StatusCode
+
+    return ", ".join(StatusCode(c).name for c in row["statuses"])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=("tiny", "4b"), default="tiny")
+    p.add_argument("--checkpoint", type=Path, default=Path(os.environ.get("VLM3_CACHE", ROOT / ".cache" / "vlm3_ros"))
+                   / "tiny_qwen3_vl", help="tiny checkpoint (its tokenizer/processor also serve --arch 4b)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--points", default="1,8,64,256")
+    p.add_argument("--paths", default="device,pil", help="image processing paths to compare")
+    p.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after 1 warm-up)")
+    p.add_argument("--answer-tokens", type=int, default=25)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    a = p.parse_args(argv)
+    if a.frames < 3:
+        p.error("--frames must be >= 3 (medians of fewer frames are not reported)")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tqdm import tqdm
+
+    from vlm3_ros.inference.assets import make_test_checkpoint
+
+    make_test_checkpoint(a.checkpoint)
+    cores = {path: serving_core(a, backend) for path, backend in backends(a).items()}
+    jobs = [(pts, path) for pts in (int(x) for x in a.points.split(",")) for path in cores]
+    rows = []
+    for i, (pts, path) in enumerate(tqdm(jobs, desc="latency", unit="config")):
+        r = run_path(a, cores[path], pts, stamp_base=i * 10**10)
+        r["path"] = path
+        rows.append(r)
+        tqdm.write(f"{path:>6} {pts:>4} points: service {r['service_total'] * 1e3:8.1f} ms, outside the model "
+                   f"{r['outside_model'] * 1e3:6.1f} ms (image {r['image'] * 1e3:5.1f} ms)")
+    for core in cores.values():
+        core.cleanup()
+    a.out.mkdir(parents=True, exist_ok=True)
+    tag = f"latency_{a.arch}_{a.device.replace(':', '')}"
+    meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
+            "batch_size": a.batch_size, "frames": a.frames, "machine": machine(),
+            "command": "python bench/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    head = ("| points | image path | camera decode | queue | unify | image | prefill | decode | parse | convert "
+            "| cloud pack | outside the model | service total | statuses |")
+    md = [f"# Latency by stage ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of {a.frames} frames, "
+          "ms)", "", f"Machine: {meta['machine']}. Command: `{meta['command']}`.", "",
+          "Stages: docs/engine.md. `outside the model` = all but prefill and decode. `image path`: device = "
+          "vlm3_ros.inference.image_processing (ours), pil = the checkpoint's processor (the naive way).", "",
+          head, "|" + "---|" * 14]
+    for r in rows:
+        cells = [f"{r[c] * 1e3:.2f}" for c in COLUMNS]
+        md.append(f"| {r['points']} | {r['path']} | " + " | ".join(cells) +
+                  f" | {r['outside_model'] * 1e3:.1f} | {r['service_total'] * 1e3:.1f} | {status_names(r)} |")
+    (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Image processing on the model's device (vlm3_ros/inference/image_processing.py) against the
+checkpoint's own processor, on the bundled TUM frames unified as each task unifies them: the same
+grid, the same token layout, the same pixel values (PIL resize on the CPU: bit-identical; torch's
+resize as on CUDA: within three grey levels, 0.2 on average), and the tiny model's greedy answers unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
+
+from vlm3_ros.contract import timing
+from vlm3_ros.contract.prompts import PromptSet
+from vlm3_ros.contract.question import Question
+from vlm3_ros.geometry.camera import CameraModel
+from vlm3_ros.geometry.unify import plan, render
+from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, smart_resize
+from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend, load_processor
+from vlm3_ros.readers.tum import TumSequence
+from vlm3_ros.tasks.registry import TASKS
+
+pytestmark = pytest.mark.model
+P = PromptSet()
+
+
+def unified_frames() -> dict[str, list[np.ndarray]]:
+    """Two bundled frames per task, unified with the task's own settings (depth 1237x927, pose
+    927x695, corr 1024x768 from 640x480)."""
+    seq = TumSequence()
+    cam = CameraModel.from_camera_info(seq.camera_info)
+    out = {}
+    for task in ("depth", "pose", "corr"):
+        view = plan(cam, TASKS[task].unify)
+        out[task] = [render(f.rgb(), view) for f in seq.frames[:2]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_checkpoint: Path):
+    return load_processor(str(tiny_checkpoint))
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, list[np.ndarray]]:
+    return unified_frames()
+
+
+def test_grid_rounding_is_the_processors() -> None:
+    rng = np.random.default_rng(0)
+    sizes = [(927, 1237), (695, 927), (768, 1024), (480, 640), (31, 6000), (4000, 3000)]
+    sizes += [tuple(s) for s in rng.integers(40, 5000, (200, 2))]
+    for h, w in sizes:
+        for budget in ((65536, 16777216), (3136, 1003520)):
+            assert smart_resize(int(h), int(w), 32, *budget) == hf_smart_resize(int(h), int(w), 32, *budget)
+
+
+def test_cpu_path_equals_the_checkpoint_processor(processor, frames) -> None:
+    dev = DeviceImageProcessor(ProcessorParams.of(processor.image_processor), "cpu")
+    for task, images in frames.items():
+        ref = processor.image_processor(images=[Image.fromarray(im) for im in images], return_tensors="pt")
+        pv, grid = dev(images)
+        assert grid.tolist() == ref["image_grid_thw"].tolist(), task
+        assert pv.shape == ref["pixel_values"].shape and pv.dtype == ref["pixel_values"].dtype
+        assert float((pv - ref["pixel_values"]).abs().max()) < 1e-6, task
+
+
+def test_torch_resize_as_on_cuda_is_within_three_grey_levels(processor, frames) -> None:
+    params = ProcessorParams.of(processor.image_processor)
+    on_torch = DeviceImageProcessor(params, "cpu", resize_with="torch")
+    on_pil = DeviceImageProcessor(params, "cpu", resize_with="pil")
+    for task, images in frames.items():
+        a = on_torch.resize(images[0]).to(torch.int16)
+        b = on_pil.resize(images[0]).to(torch.int16)
+        assert a.shape == b.shape, task
+        diff = (a - b).abs()
+        # PIL rounds to 8 bits between its horizontal and vertical passes; torch stays in float
+        worst, mean = int(diff.max()), float(diff.float().mean())
+        assert worst <= 3 and mean < 0.2, (task, worst, mean)
+        pv, grid = on_torch([images[0]])
+        ref = processor.image_processor(images=[Image.fromarray(images[0])], return_tensors="pt")
+        assert grid.tolist() == ref["image_grid_thw"].tolist()
+        assert float((pv - ref["pixel_values"]).abs().max()) <= 3 * 2 / 255 + 1e-6   # 3 levels, std 0.5
+
+
+@pytest.fixture(scope="module")
+def backends(tiny_checkpoint: Path):
+    dev = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), image_processing="device", batch_size=8))
+    pil = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), image_processing="pil", batch_size=8))
+    assert dev.image_processor is not None and pil.image_processor is None
+    yield dev, pil
+    dev.close()
+    pil.close()
+
+
+def test_model_inputs_equal_the_processors(backends, frames) -> None:
+    dev, pil = backends
+    for task, images in frames.items():
+        shown = tuple(images[:1] if task == "depth" else images)
+        text = dev.chat_text(Question(task, shown, P.render_depth(500, 500)))
+        a, b = dev._inputs(text, shown), pil._inputs(text, shown)
+        for name in ("input_ids", "attention_mask", "image_grid_thw"):
+            assert a[name].tolist() == b[name].tolist(), (task, name)
+        assert a["mm_token_type_ids"].tolist() == b["mm_token_type_ids"].tolist(), task
+        assert float((a["pixel_values"] - b["pixel_values"]).abs().max()) < 1e-6
+
+
+def test_greedy_answers_equal_on_bundled_frames(backends, frames) -> None:
+    dev, pil = backends
+    rng = np.random.default_rng(3)
+    qs = []
+    for task, images in frames.items():
+        for k in range(4):
+            x, y = rng.integers(0, 1000, 2)
+            shown = (images[0],) if task == "depth" else (images[0], images[1])
+            qs.append(Question((task, k // 2), shown, P.render_depth(int(x), int(y)), max_new_tokens=8))
+    a, b = dev.answer(qs), pil.answer(qs)
+    assert [x.text for x in a] == [y.text for y in b]
+    assert len({x.text for x in a}) > 1, "answers do not vary: the comparison would not see a difference"
+
+
+def test_engine_books_image_prefill_and_decode(backends, frames) -> None:
+    dev, _ = backends
+    img = frames["depth"][0]
+    qs = [Question("stage-test", (img,), P.render_depth(100 * k, 200), max_new_tokens=4) for k in range(3)]
+    with timing.collecting(timing.StageClock()) as clock:
+        dev.answer(qs)
+    assert set(clock.seconds) == {"image", "prefill", "decode"}
+    assert all(v > 0 for v in clock.seconds.values())
