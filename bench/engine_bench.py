@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Shared-prefix engine vs naive per-question generate: per-frame latency and points per second
 for 1, 8, 64 and 256 depth points on one frame, side by side in one run, plus peak memory.
+Modes: engine (rows attend to one shared prefix KV), replicated (the engine with the prefix KV
+copied per row, the previous design), naive (one generate per question).
 
   python bench/engine_bench.py                         # CPU, tiny offline checkpoint (untrained)
   python bench/engine_bench.py --arch 4b --device cuda --dtype bfloat16   # true Qwen3-VL-4B shape, random weights
+  python bench/engine_bench.py --arch 4b-narrow --modes engine,replicated --points 8,64,256
+      # CPU: the 4B's layer widths (hidden 2560, 8 KV heads x 128) with 2 text and 2 vision layers
 
 Each (mode, points) configuration runs in its own process so peak memory is its own. Answers are
 forced to --answer-tokens new tokens (the depth answer with its think block is about 25), since
@@ -31,7 +35,8 @@ def node_config(a: argparse.Namespace, mode: str):
 
     return build_config({"backend": "transformers", "enabled_tasks": ["depth"], "vo.enabled": False,
                          "sparse_depth.rate_hz": 0.0, "model.depth_path": str(a.checkpoint), "model.device": a.device,
-                         "model.dtype": a.dtype, "model.engine_mode": mode, "model.batch_size": a.batch_size,
+                         "model.dtype": a.dtype, "model.engine_mode": "naive" if mode == "naive" else "engine",
+                         "model.batch_size": a.batch_size, "model.prefix_cache_mb": 0.0,
                          "max_points_per_request": 4096, "max_new_tokens.depth": a.answer_tokens})
 
 
@@ -44,12 +49,16 @@ def build_backend(a: argparse.Namespace, mode: str):
     from vlm3_ros.params.mapping import backend_config
 
     # min_new_tokens: random weights would stop at arbitrary lengths; force the answer length.
-    cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens)
+    cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens,
+                              shared_prefix_attention=mode != "replicated")
     if a.arch == "tiny":
         return TransformersBackend(cfg)
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     conf = json.loads((ROOT / "vlm3_ros" / "data" / "qwen3_vl_4b_instruct_config.json").read_text())
+    if a.arch == "4b-narrow":   # the 4B's widths, few layers: per-step costs on a CPU
+        conf["text_config"]["num_hidden_layers"] = 2
+        conf["vision_config"].update(depth=2, deepstack_visual_indexes=[0])
     config = Qwen3VLConfig(**{k: v for k, v in conf.items() if k not in ("architectures", "transformers_version")})
     dtype = getattr(torch, a.dtype if a.dtype != "auto" else "bfloat16")
     torch.manual_seed(0)
@@ -74,7 +83,7 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
     backend = build_backend(a, mode)
     pipe = Pipeline({"depth": backend}, pipeline_settings(node_config(a, mode)))
     rng = np.random.default_rng(0)
-    times, gen = [], 0
+    times, gen, stages = [], 0, []
     for k in range(a.frames + 1):  # frame 0 warms up
         f = seq.frames[k % len(seq.frames)]
         frame = Frame(f.rgb(), cam, int(f.rgb_stamp * 1e9) + k, "cam")
@@ -88,23 +97,34 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
         if k:
             times.append(time.perf_counter() - t)
             gen += r.timings.generated_tokens
+            stages.append((r.timings.image_s, r.timings.prefill_s, r.timings.decode_s))
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else None
+    image_s, prefill_s, decode_s = (float(np.median(v)) for v in zip(*stages, strict=True))
     return {"mode": mode, "points": points, "frame_s": float(np.median(times)), "frames": len(times),
+            "image_s": image_s, "prefill_s": prefill_s, "decode_s": decode_s,
+            # decode time per generated position of the batch (all rows step together)
+            "decode_step_ms": decode_s * 1e3 / max(1, a.answer_tokens * -(-points // a.batch_size)),
             "points_per_s": points / float(np.median(times)), "generated_tokens_per_frame": gen / len(times),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu}
 
 
+def header(modes: list[str]) -> str:
+    cols = ["points/frame", *(f"{m} ms/frame" for m in modes), "engine vs naive", "engine vs replicated",
+            *(f"{m} decode step ms" for m in modes if m != "naive"), *(f"{m} peak MiB" for m in modes)]
+    return "| " + " | ".join(cols) + " |"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", choices=("tiny", "4b"), default="tiny")
+    p.add_argument("--arch", choices=("tiny", "4b", "4b-narrow"), default="tiny")
     p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
                    help="tiny checkpoint (tokenizer/processor also used for --arch 4b)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--points", default="1,8,64,256")
-    p.add_argument("--modes", default="engine,naive")
+    p.add_argument("--modes", default="engine,replicated,naive")
     p.add_argument("--naive-max-points", type=int, default=256, help="skip naive runs above this many points")
-    p.add_argument("--frames", type=int, default=2, help="timed frames per configuration (after 1 warm-up)")
+    p.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after 1 warm-up)")
     p.add_argument("--answer-tokens", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -137,20 +157,24 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": a.batch_size, "python": platform.python_version(), "machine": platform.machine(),
             "cpu_count": __import__("os").cpu_count()}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    md = [f"# engine vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens)", "",
-          "| points/frame | engine ms/frame | naive ms/frame | speed-up | engine points/s | naive points/s | "
-          "engine peak MiB | naive peak MiB |", "|---|---|---|---|---|---|---|---|"]
+    mem = "peak_gpu_mib" if a.device.startswith("cuda") else "peak_rss_mib"
+    modes = [m for m in ("engine", "replicated", "naive") if any(r["mode"] == m for r in rows)]
+    md = [f"# engine vs replicated vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, "
+          f"median of {a.frames} frames)", "",
+          f"Machine: {meta['machine']}, {meta['cpu_count']} cores, Python {meta['python']}. Command: "
+          f"`python bench/engine_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+          "engine: rows attend to one shared prefix KV; replicated: the prefix KV copied per row; naive: one "
+          "generate per question. decode step: decode time per generated position of a batch.", "",
+          header(modes), "|" + "---|" * (3 + 2 * len(modes) + len([m for m in modes if m != "naive"]))]
     for pts in sorted({r["points"] for r in rows}):
-        e = next((r for r in rows if r["points"] == pts and r["mode"] == "engine"), None)
-        n = next((r for r in rows if r["points"] == pts and r["mode"] == "naive"), None)
-        mem = "peak_gpu_mib" if a.device.startswith("cuda") else "peak_rss_mib"
-        md.append(f"| {pts} | {e['frame_s'] * 1e3:.1f} | " if e else f"| {pts} | - | ")
-        md[-1] += (f"{n['frame_s'] * 1e3:.1f} | " if n else "- | ")
-        md[-1] += (f"{n['frame_s'] / e['frame_s']:.1f}x | " if e and n else "- | ")
-        md[-1] += f"{e['points_per_s']:.1f} | " if e else "- | "
-        md[-1] += f"{n['points_per_s']:.2f} | " if n else "- | "
-        md[-1] += f"{e[mem]:.0f} | " if e else "- | "
-        md[-1] += f"{n[mem]:.0f} |" if n else "- |"
+        by = {m: next((r for r in rows if r["points"] == pts and r["mode"] == m), None) for m in modes}
+        e, n, rep = by.get("engine"), by.get("naive"), by.get("replicated")
+        cells = [f"{by[m]['frame_s'] * 1e3:.1f}" if by[m] else "-" for m in modes]
+        cells.append(f"{n['frame_s'] / e['frame_s']:.1f}x" if e and n else "-")
+        cells.append(f"{rep['frame_s'] / e['frame_s']:.2f}x" if e and rep else "-")
+        cells += [f"{by[m]['decode_step_ms']:.1f}" if by[m] else "-" for m in modes if m != "naive"]
+        cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
+        md.append(f"| {pts} | " + " | ".join(cells) + " |")
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

@@ -220,3 +220,43 @@ def test_frame_prefix_cache_is_bounded_by_bytes(tiny_checkpoint: Path) -> None:
     finally:
         small.close()
         off.close()
+
+
+def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_checkpoint: Path, backends) -> None:
+    """Rows attend to one prefix KV (no per-row copy) and answer token for token as with the
+    prefix replicated per row and as naive generate."""
+    from vlm3_ros.inference import shared_prefix
+
+    _, nai = backends
+    shared = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+                                                  prefix_cache_mb=0))
+    replicated = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+                                                      prefix_cache_mb=0, shared_prefix_attention=False))
+    try:
+        assert shared._shared_prefix and not replicated._shared_prefix
+        seen: list = []
+        real = shared_prefix.shared_prefix_cache
+
+        def spy(prefix_cache, config):
+            cache = real(prefix_cache, config)
+            seen.append((prefix_cache, cache))
+            return cache
+
+        shared_prefix.shared_prefix_cache = spy
+        try:
+            qs = depth_questions("sp", frames()[1], 20, 5)       # two batches: 16 + 4 rows
+            a = shared.answer(qs)
+        finally:
+            shared_prefix.shared_prefix_cache = real
+        b, c = replicated.answer(qs), nai.answer(qs)
+        assert [x.text for x in a] == [y.text for y in b] == [z.text for z in c]
+        assert len(seen) == 2
+        for prefix_cache, cache in seen:
+            for pl, sl in zip(prefix_cache.layers, cache.layers, strict=True):
+                assert sl.prefix_keys is pl.keys and sl.prefix_values is pl.values   # shared, not copied
+                # per row only its own tokens (padding, question, answer), the prefix counted once
+                assert sl.keys.shape[0] in (16, 4) and sl.own_length() <= 100
+                assert sl.get_seq_length() == pl.keys.shape[-2] + sl.own_length()
+    finally:
+        shared.close()
+        replicated.close()

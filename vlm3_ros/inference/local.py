@@ -20,6 +20,7 @@ from another image silently shifts positions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import logging
@@ -61,6 +62,7 @@ class LocalModelConfig:
     min_new_tokens: int = 0                # benchmarks only: force answer lengths on random weights
     image_processing: str = "device"       # device: processor arithmetic on the model's device; pil: reference
     prefix_cache_mb: float = 512.0         # prefilled image prefixes kept for reuse (LRU by bytes; 0 = off)
+    shared_prefix_attention: bool = True   # engine: rows share one prefix KV (no per-row copy); False: replicate
 
     def validate(self) -> None:
         if not self.path:
@@ -272,6 +274,9 @@ class TransformersBackend:
         self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...]]] = OrderedDict()
         self._prefix_bytes = 0
         self.image_processor = self._device_image_processor()
+        self._shared_prefix = False
+        if cfg.mode == "engine" and cfg.shared_prefix_attention:
+            self._shared_prefix = self._use_shared_prefix_attention()
         self._sync = _torch().cuda.synchronize if self.device.type == "cuda" else None
 
     # ------------------------------------------------------------------ public
@@ -309,6 +314,18 @@ class TransformersBackend:
             self._prefix_bytes = 0
 
     # ------------------------------------------------------------------ helpers
+    def _use_shared_prefix_attention(self) -> bool:
+        """Route the text layers' attention through vlm3_ros.inference.shared_prefix (layers
+        without a shared-prefix cache run SDPA as before, so other users of the model are unchanged)."""
+        try:
+            from vlm3_ros.inference import shared_prefix
+
+            self.model.set_attn_implementation({"text_config": shared_prefix.NAME})
+            return True
+        except (AttributeError, ImportError, TypeError, ValueError) as e:
+            LOG.warning("shared-prefix attention unavailable (%s); the engine replicates the prefix KV per row", e)
+            return False
+
     def _device_image_processor(self) -> DeviceImageProcessor | None:
         if self.cfg.image_processing != "device":
             return None
@@ -470,12 +487,19 @@ class TransformersBackend:
                     ids[i, P + L - len(s):] = torch.tensor(s, dtype=torch.long, device=self.device)
                     mask[i, P + L - len(s):] = 1
                 mm = (ids == self.image_token_id).to(torch.int)
-                cache = copy.deepcopy(prefix.cache)
-                if B > 1:
-                    cache.batch_repeat_interleave(B)
+                if self._shared_prefix:
+                    from vlm3_ros.inference import shared_prefix
+
+                    cache = shared_prefix.shared_prefix_cache(prefix.cache, self.model.config)
+                    sharing: Any = shared_prefix.active(cache)
+                else:
+                    cache = copy.deepcopy(prefix.cache)
+                    if B > 1:
+                        cache.batch_repeat_interleave(B)
+                    sharing = contextlib.nullcontext()
                 self.model.model.rope_deltas = prefix.rope_deltas
                 max_new = max(q.max_new_tokens for q in batch)
-                with torch.inference_mode():
+                with torch.inference_mode(), sharing:
                     out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
                                               image_grid_thw=prefix.grid_thw, past_key_values=cache,
                                               **self._gen_kwargs(max_new))

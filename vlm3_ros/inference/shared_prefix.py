@@ -1,0 +1,127 @@
+"""Attention over one shared image prefix without replicating its KV cache per batch row.
+
+The engine's batch is B questions on one frame: every row is ``[prefix][padding][question]``
+with the same prefix (the image tokens, ~1.1k). Replicating the prefix's KV per row costs
+B x (prefix KV) of memory and, with a concatenating cache, that much memory traffic per decode
+step. Here each text layer's cache keeps the prefix once (batch 1) and only the rows' own tokens
+(padding, question, answer) per row; the attention of a row's queries is computed over both parts
+with one softmax (the scores of the two parts side by side, one max, one normaliser), so the
+result is the same attention as over the concatenated keys. The prefix is read through a
+(KV heads, rows x queries, head dim) matmul: once per step, not once per row.
+
+Plugged in through transformers' attention registries (``AttentionInterface`` and
+``AttentionMaskInterface``, name :data:`NAME`), so the model code stays the library's: layers
+whose cache is not a :class:`SharedPrefixLayer` (the prefix prefill, the vision encoder, a plain
+``generate``) run PyTorch's SDPA as before.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from transformers import AttentionInterface, DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+from vlm3_ros.contract.cancel import scoped
+
+NAME = "vlm3_shared_prefix"
+
+
+class SharedPrefixLayer(DynamicLayer):
+    """One layer's cache: the prefix's keys/values once (1, kv heads, P, d) plus every row's own
+    keys/values (B, kv heads, T, d), growing by concatenation (T is only the rows' own tokens)."""
+
+    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor) -> None:
+        super().__init__()
+        self.prefix_keys = prefix_keys
+        self.prefix_values = prefix_values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        # the rows' own keys/values only: the attention function below adds the prefix
+        return super().update(key_states, value_states, *args, **kwargs)
+
+    def own_length(self) -> int:
+        return super().get_seq_length()
+
+    def get_seq_length(self) -> int:
+        return self.prefix_keys.shape[-2] + self.own_length()
+
+    def get_mask_sizes(self, query_length: Any, *args: Any) -> tuple[int, int]:
+        q = query_length.shape[0] if isinstance(query_length, torch.Tensor) else int(query_length)
+        return self.get_seq_length() + q, 0
+
+
+def shared_prefix_cache(prefix_cache: DynamicCache, config: Any) -> DynamicCache:
+    """A cache for a batch of rows that all start with ``prefix_cache`` (batch 1), sharing it."""
+    cache = DynamicCache(config=config)
+    cache.layers = [SharedPrefixLayer(layer.keys, layer.values) for layer in prefix_cache.layers]
+    return cache
+
+
+def _layer_of(module: torch.nn.Module, kwargs: dict[str, Any]) -> SharedPrefixLayer | None:
+    cache = _ACTIVE.get()
+    idx = getattr(module, "layer_idx", None)
+    if cache is None or idx is None or idx >= len(cache.layers):
+        return None
+    layer = cache.layers[idx]
+    return layer if isinstance(layer, SharedPrefixLayer) else None
+
+
+# The cache of the generate call in progress in this thread/context (two nodes' workers in one
+# process generate at the same time on different models: a context variable keeps them apart)
+_ACTIVE: contextvars.ContextVar[DynamicCache | None] = contextvars.ContextVar("vlm3_shared_prefix", default=None)
+
+
+def active(cache: DynamicCache) -> AbstractContextManager[DynamicCache]:
+    """Context manager: attention layers read the shared prefix of ``cache`` while it is open."""
+    return scoped(_ACTIVE, cache)
+
+
+def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                            **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Attention of ``query`` (B, H, q, d) over the shared prefix and the rows' own ``key``/``value``
+    (B, Hkv, T, d); ``attention_mask``: additive (B, 1, q, P + T) over prefix then own tokens.
+    Returns (B, q, H, d) like the library's functions."""
+    layer = _layer_of(module, kwargs)
+    if layer is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    pk, pv = layer.prefix_keys, layer.prefix_values              # (1, Hkv, P, d)
+    b, h, q, d = query.shape
+    hkv, p = pk.shape[1], pk.shape[2]
+    g = h // hkv
+    scale = scaling if scaling is not None else d ** -0.5
+    qg = query.reshape(b, hkv, g, q, d)
+    # prefix scores: every row's queries against the one prefix, folded into one matmul per KV head
+    q_fold = qg.permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, d)
+    s_pre = torch.matmul(q_fold, pk[0].transpose(-1, -2)) * scale          # (Hkv, B*g*q, P)
+    s_pre = s_pre.reshape(hkv, b, g, q, p).permute(1, 0, 2, 3, 4)        # (B, Hkv, g, q, P)
+    s_own = torch.matmul(qg, key.unsqueeze(2).transpose(-1, -2)) * scale   # (B, Hkv, g, q, T)
+    t = key.shape[2]
+    if attention_mask is not None:
+        m = attention_mask[:, :, -q:, :]                                   # (B, 1, q, P + T)
+        s_pre = s_pre + m[..., :p].unsqueeze(2)
+        s_own = s_own + m[..., p:p + t].unsqueeze(2)
+    else:  # no padding anywhere: causal within the rows' own tokens, the prefix fully visible
+        causal = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
+        s_own = s_own.masked_fill(~causal, torch.finfo(s_own.dtype).min)
+    top = torch.maximum(s_pre.amax(-1, keepdim=True), s_own.amax(-1, keepdim=True))
+    e_pre = torch.exp(s_pre - top)
+    e_own = torch.exp(s_own - top)
+    denom = e_pre.sum(-1, keepdim=True) + e_own.sum(-1, keepdim=True)
+    e_fold = e_pre.permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, p)
+    o_pre = torch.matmul(e_fold, pv[0]).reshape(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)
+    o_own = torch.matmul(e_own, value.unsqueeze(2))                        # (B, Hkv, g, q, d)
+    out = ((o_pre + o_own) / denom).reshape(b, h, q, d)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(NAME, shared_prefix_attention)
+AttentionMaskInterface.register(NAME, eager_mask)
