@@ -34,17 +34,14 @@ NAME = "vlm3_shared_prefix"
 
 class SharedPrefixLayer(DynamicLayer):
     """One layer's cache: the prefix's keys/values once (1, kv heads, P, d) plus every row's own
-    keys/values (B, kv heads, T, d), growing by concatenation (T is only the rows' own tokens)."""
+    keys/values (B, kv heads, T, d), growing by concatenation (T is only the rows' own tokens).
+    ``update`` (DynamicLayer's) stores and returns the rows' own keys/values only; the attention
+    function adds the prefix."""
 
     def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor) -> None:
         super().__init__()
         self.prefix_keys = prefix_keys
         self.prefix_values = prefix_values
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        # the rows' own keys/values only: the attention function below adds the prefix
-        return super().update(key_states, value_states, *args, **kwargs)
 
     def own_length(self) -> int:
         return super().get_seq_length()
@@ -64,7 +61,7 @@ def shared_prefix_cache(prefix_cache: DynamicCache, config: Any) -> DynamicCache
     return cache
 
 
-def _layer_of(module: torch.nn.Module, kwargs: dict[str, Any]) -> SharedPrefixLayer | None:
+def _layer_of(module: torch.nn.Module) -> SharedPrefixLayer | None:
     cache = _ACTIVE.get()
     idx = getattr(module, "layer_idx", None)
     if cache is None or idx is None or idx >= len(cache.layers):
@@ -89,7 +86,7 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
     """Attention of ``query`` (B, H, q, d) over the shared prefix and the rows' own ``key``/``value``
     (B, Hkv, T, d); ``attention_mask``: additive (B, 1, q, P + T) over prefix then own tokens.
     Returns (B, q, H, d) like the library's functions."""
-    layer = _layer_of(module, kwargs)
+    layer = _layer_of(module)
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
