@@ -207,4 +207,4 @@ if [ "$demo" = 1 ]; then
   log "demo: perception node on the bundled TUM bag with the tiny untrained checkpoint"
   vlm3-ros demo --out "$root/.cache/vlm3_ros/demo"
 fi
-log "done. Run the tests with: scripts/test.sh"
+log "done. Run the tests with: scripts/test.sh --all (every distro, as CI), or scripts/test.sh (this one)"
