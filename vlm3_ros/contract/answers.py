@@ -13,6 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import numpy as np
+
+from vlm3_ros.geometry import pose
+
 T = TypeVar("T")
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -192,6 +196,26 @@ def format_direction(x: float, y: float, z: float, word_threshold: float = 0.1) 
 
 def format_distance(metres: float) -> str:
     return f"Translation distance: {metres:.2f} meters"
+
+
+POSE_KEYS = ("rotation", "ypr", "direction", "distance")
+
+
+def format_pose_answer(question_key: str, T_1_2: np.ndarray) -> str:
+    """The answer to one of the four pose questions (``POSE_KEYS``) from the pose of camera 2 in
+    camera 1 (4x4, optical frames): what a ground-truth label or test double writes."""
+    R, t = T_1_2[:3, :3], T_1_2[:3, 3]
+    if question_key == "rotation":
+        return format_rotation_angle(pose.rotation_angle_deg(R))
+    if question_key == "ypr":
+        return format_ypr(*pose.matrix_to_ypr(R))
+    dist = float(np.linalg.norm(t))
+    if question_key == "direction":
+        u = t / dist if dist > 0 else np.array([0.0, 0.0, 1.0])
+        return format_direction(*u)
+    if question_key == "distance":
+        return format_distance(dist)
+    raise ValueError(f"unknown pose question {question_key!r} (one of {POSE_KEYS})")
 
 
 # ---------------------------------------------------------------- object questions (SpatialRGPT-Bench style)

@@ -30,12 +30,15 @@ def depth_from_prompt(n: np.ndarray, width: int, height: int) -> np.ndarray:
 def box_to_prompt(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
     """Boxes (N, 4) x1, y1, x2, y2 as fractions of (width, height) -> integers in [0, 1000].
 
-    The reference truncates: int(x / W * 1000). Pass original-image boxes with the original size
-    (equivalently, unified boxes with the unified size before integer rounding).
+    The reference rounds half to even (Python's round): round(x / W * 1000), from the ORIGINAL
+    box and size (VLM3 sample_data/spatialrgpt_labels.json: SpatialRGPT-Bench box
+    [6, 292, 233, 432] of a 1024x768 image -> (6, 380, 228, 562); 767 / 768 -> 999, 432 / 768 -> 562).
+    Pass original-image boxes with the original size (equivalently, unified boxes with the
+    unified size before integer rounding).
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scale = np.array([width, height, width, height])
-    n = np.floor(b / scale * BOX_RANGE).astype(np.int64)
+    n = np.round(b / scale * BOX_RANGE).astype(np.int64)     # numpy rounds half to even, like Python
     return np.clip(n, 0, BOX_RANGE)
 
 

@@ -100,7 +100,7 @@ def pose_text_chain() -> PoseTextResult:
     rot, tr, dist, consist = [], [], [], []
     for pair in seq.pairs():
         T_1_2 = pose.invert(pair.T_j_i)  # pairs hold T_j_i (points i -> j); the answer is T_i_j
-        texts = {k: gt_answerer.answer_pose(k, T_1_2) for k in ("rotation", "ypr", "direction", "distance")}
+        texts = {k: answers.format_pose_answer(k, T_1_2) for k in answers.POSE_KEYS}
         ypr = answers.parse_ypr(texts["ypr"]).value
         u = answers.parse_direction(texts["direction"]).value
         d = answers.parse_distance(texts["distance"]).value

@@ -78,18 +78,20 @@ def test_contract_correspondence_long_edge_and_normalisation() -> None:
     assert again[0] == pytest.approx([338.096, 52.013], abs=1e-9)
 
 
-def test_contract_object_box_is_consistent_with_truncation_rule() -> None:
-    # Resized (f=1000) box [7, 324, 258, 479] of a 1024x768 image appears as (6, 380, 228, 562).
-    # The reference made both from one original float box: resized = int(x * s), prompt =
-    # int(x / W * 1000). Check that an original box exists for which both hold, per coordinate.
-    s = 1000.0 / 902.466
-    size = np.array([1024, 768, 1024, 768])
-    resized = np.array([7, 324, 258, 479])
-    expected = np.array([6, 380, 228, 562])
-    for k in range(4):
-        candidates = np.linspace(resized[k] / s, (resized[k] + 1) / s, 2001)[:-1]
-        ok = coords.box_to_prompt(np.tile(candidates[:, None], (1, 4)), *size[:2])[:, k] == expected[k]
-        assert ok.any(), f"coordinate {k}: no original value fits both rules"
+def test_contract_object_boxes_golden() -> None:
+    """VLM3 sample_data/spatialrgpt_labels.json (SpatialRGPT-Bench qualitative_3TrgWgKqnf): the
+    benchmark's original-pixel boxes of the 1024x768 image and the prompt integers VLM3 wrote."""
+    original = np.array([[0, 30, 668, 767], [6, 292, 233, 432]])
+    expected = np.array([[0, 39, 652, 999], [6, 380, 228, 562]])
+    np.testing.assert_array_equal(coords.box_to_prompt(original, 1024, 768), expected)
+    # the same through the object task's path: unify to focal 1000, corners to unified pixels,
+    # divided by the unified size (before its integer truncation) -- 562.5 rounds to even
+    cam = pinhole(1024, 768, 902.4662475585938, 901.3929443359375, 511.38848876953125, 383.7367858886719)
+    view = plan(cam, TASKS["object"].unify)
+    for box, exp in zip(original, expected, strict=True):
+        corners = view.to_unified(np.array([[box[0], box[1]], [box[2], box[3]]], dtype=float))
+        n = coords.box_to_prompt(corners.ravel(), 1024 * view.sx, 768 * view.sy)[0]
+        np.testing.assert_array_equal(n, exp)
 
 
 def test_depth_prompt_round_trip_bound() -> None:
