@@ -129,17 +129,27 @@ def test_find_correspondence_matches_depth_warp(client, bag_truth) -> None:
     assert np.linalg.norm(expected[ok[0]] - pix[ok[0]]) > 5  # the camera moved: not an identity match
 
 
-def test_object_query_says_honestly_when_it_cannot_answer(client) -> None:
+def test_object_query_answers_quantitative_questions_and_refuses_others(client) -> None:
+    """The object path end to end over ROS: the ground-truth TEST DOUBLE answers the quantitative
+    questions it can derive from the recorded depth (here a width and a distance, in metres)."""
     from vlm3_ros.msg import FrameSelector, Region, Status
     from vlm3_ros.srv import ObjectQuery
 
-    req = ObjectQuery.Request(frame=FrameSelector(mode=FrameSelector.LATEST),
-                               regions=[Region(x_min=10.0, y_min=10.0, x_max=200.0, y_max=150.0)],
-                               question="How wide is Region [0]?")
-    resp = client.call(client.object, req)
-    # The ground truth cannot answer object questions; the status says the answer holds nothing.
-    assert resp.status.code == Status.PARSE_FAILURE and "bounding box region (" in resp.prompt
-    assert not resp.has_quantity and "cannot answer" in resp.answer
+    regions = [Region(x_min=40.0, y_min=200.0, x_max=200.0, y_max=400.0),
+               Region(x_min=380.0, y_min=120.0, x_max=600.0, y_max=300.0)]
+    latest = FrameSelector(mode=FrameSelector.LATEST)
+    wide = client.call(client.object, ObjectQuery.Request(frame=latest, regions=regions[:1],
+                                                          question="How wide is Region [0]?"))
+    assert wide.status.code == Status.OK and wide.success, wide.message
+    assert "bounding box region (" in wide.prompt and wide.has_quantity
+    assert 0.05 < wide.quantity_m < 3.0 and "meters wide" in wide.answer
+    far = client.call(client.object, ObjectQuery.Request(frame=latest, regions=regions,
+                                                         question="How far is Region [0] from Region [1]?"))
+    assert far.status.code == Status.OK and far.has_quantity and 0.05 < far.quantity_m < 5.0, far.answer
+    # a qualitative question the depth alone does not settle: the status says the answer holds nothing
+    left = client.call(client.object, ObjectQuery.Request(frame=latest, regions=regions,
+                                                          question="Is Region [0] to the left of Region [1]?"))
+    assert left.status.code == Status.PARSE_FAILURE and not left.has_quantity and "cannot answer" in left.answer
     bad = client.call(client.object, ObjectQuery.Request(frame=FrameSelector(), regions=[], question="Region [3]?"))
     assert bad.status.code == Status.INVALID_REQUEST and "region 3" in bad.message
 

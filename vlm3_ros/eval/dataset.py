@@ -22,7 +22,7 @@ from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.trajectory import Trajectory, correspondences_from_depth
 from vlm3_ros.readers.bag import BagReader, BagTopics
-from vlm3_ros.readers.labels import CorrLabels, DepthLabels, PoseLabel
+from vlm3_ros.readers.labels import CorrLabels, DepthLabels, ObjectLabel, PoseLabel
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,19 @@ class CorrQuery:
     pixels_b: np.ndarray        # (N, 2) true original pixels of B
 
 
+@dataclass(frozen=True)
+class ObjectQuery:
+    """A SpatialRGPT-Bench question (label files only: a bag has no region questions)."""
+
+    frame: Frame
+    boxes: np.ndarray           # (N, 4) original pixels
+    question: str               # ``Region [i]`` references
+    answer: str                 # the benchmark's answer text
+    qa_type: str                # quantitative | qualitative
+    category: str
+    id: str = ""
+
+
 @dataclass
 class Dataset:
     """Everything one evaluated sequence (a bag, or a label file) asks."""
@@ -80,6 +93,7 @@ class Dataset:
     depth: list[DepthQuery] = field(default_factory=list)
     pose: list[PoseQuery] = field(default_factory=list)
     corr: list[CorrQuery] = field(default_factory=list)
+    object: list[ObjectQuery] = field(default_factory=list)
     vo_frames: list[Frame] = field(default_factory=list)    # consecutive frames for the VO run
     trajectory: Trajectory | None = None
     notes: list[str] = field(default_factory=list)
@@ -87,7 +101,8 @@ class Dataset:
 
     def calls(self) -> int:
         """Runner calls this dataset needs (for the progress bar)."""
-        return len(self.depth) + len(self.pose) + len(self.corr) + max(0, len(self.vo_frames) - 1)
+        return (len(self.depth) + len(self.pose) + len(self.corr) + len(self.object)
+                + max(0, len(self.vo_frames) - 1))
 
 
 def load_sequence(path: Path, topics: BagTopics, opts: EvalOptions,
@@ -224,7 +239,8 @@ def from_sequence(seq: SequenceData, opts: EvalOptions) -> Dataset:
     return ds
 
 
-def from_labels(items: list[DepthLabels | PoseLabel | CorrLabels], name: str, max_points: int) -> Dataset:
+def from_labels(items: list[DepthLabels | PoseLabel | CorrLabels | ObjectLabel], name: str,
+                max_points: int) -> Dataset:
     """The queries of a label file, as given (depth split into requests of ``max_points``)."""
     ds = Dataset(name, len(items))
     for it in items:
@@ -236,4 +252,6 @@ def from_labels(items: list[DepthLabels | PoseLabel | CorrLabels], name: str, ma
             ds.pose.append(PoseQuery(it.frame_a, it.frame_b, it.T_a_b, it.metric))
         elif isinstance(it, CorrLabels):
             ds.corr.append(CorrQuery(it.frame_a, it.frame_b, it.pixels_a, it.pixels_b))
+        elif isinstance(it, ObjectLabel):
+            ds.object.append(ObjectQuery(it.frame, it.boxes, it.question, it.answer, it.qa_type, it.category, it.id))
     return ds

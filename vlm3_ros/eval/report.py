@@ -80,6 +80,17 @@ def write_report(report: dict[str, Any], out: Path) -> None:
                   "Ground truth read at the integer pixel each prompt names (docs/evaluation.md#the-ceiling): the "
                   "error here is the camera's and the contract's, not the model's.", "",
                   "| sequence | depth delta1 | AbsRel | corr EPE px | PCK@3 |", "|---|---|---|---|---|", *ceilings]
+    objects = [(s["name"], s["object"]) for s in report["sequences"] if s.get("object")]
+    if objects:
+        lines += ["", "## Object questions (SpatialRGPT-Bench scoring, no LLM judge)", "",
+                  "| file | questions | unparsed | quantitative acc % | qualitative acc % | choice acc % |",
+                  "|---|---|---|---|---|---|"]
+        for name, o in objects:
+            def pct(key: str, o: dict = o) -> str:
+                return f"{o[key]:.1f}" if key in o else "-"
+
+            lines.append(f"| {name} | {o['n']} | {o['unparsed']} | {pct('Quan_overall_acc')} | "
+                         f"{pct('Qual_overall_acc')} | {pct('Qual_choice_acc')} |")
     lines += ["", "## Latency (per service-equivalent call)", "", "| sequence | task | n | p50 ms | p90 ms | p99 ms |",
               "|---|---|---|---|---|---|"]
     for s in report["sequences"]:

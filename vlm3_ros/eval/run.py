@@ -19,7 +19,12 @@ from vlm3_ros.params.config import NodeConfig, build_config
 from vlm3_ros.params.mapping import odometry_policy, open_backends, pipeline_settings
 from vlm3_ros.readers.bag import BagError, BagTopics
 from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
-from vlm3_ros.readers.labels import read_depthlm_jsonl, read_vlm3_labels
+from vlm3_ros.readers.labels import (
+    is_spatialrgpt_bench,
+    read_depthlm_jsonl,
+    read_spatialrgpt_bench,
+    read_vlm3_labels,
+)
 from vlm3_ros.readers.trajectory_file import read_trajectory
 from vlm3_ros.tasks.pipeline import Pipeline
 
@@ -66,7 +71,12 @@ def load_datasets(bags: list[Path], labels: list[Path], request: TopicRequest, o
                  "yes" if seq.trajectory else "no")
         out.append((Source(bag, topics, trajectory_file), from_sequence(seq, opts)))
     for lf in labels:
-        items = read_depthlm_jsonl(lf, opts.max_frames) if lf.suffix == ".jsonl" else [read_vlm3_labels(lf)]
+        if is_spatialrgpt_bench(lf):
+            items: list = read_spatialrgpt_bench(lf, max_items=opts.max_frames)
+        elif lf.suffix == ".jsonl":
+            items = read_depthlm_jsonl(lf, opts.max_frames)
+        else:
+            items = [read_vlm3_labels(lf)]
         out.append((Source(), from_labels(items, lf.name, max_points)))
     return out
 

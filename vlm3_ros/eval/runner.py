@@ -12,6 +12,7 @@ from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.inference.registry import close_backends
 from vlm3_ros.tasks.corr import CorrResult
 from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.object import ObjectResult
 from vlm3_ros.tasks.pipeline import Pipeline
 from vlm3_ros.tasks.pose import PoseResult
 
@@ -24,6 +25,8 @@ class Runner(Protocol):
     def pose(self, frame_a: Frame, frame_b: Frame) -> PoseResult: ...
 
     def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> CorrResult: ...
+
+    def object(self, frame: Frame, boxes: np.ndarray, question: str) -> ObjectResult: ...
 
     def close(self) -> None: ...
 
@@ -43,6 +46,9 @@ class InProcessRunner:
 
     def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> CorrResult:
         return self.pipeline.corr(frame_a, frame_b, pixels_a)
+
+    def object(self, frame: Frame, boxes: np.ndarray, question: str) -> ObjectResult:
+        return self.pipeline.object(frame, boxes, question)
 
     def close(self) -> None:
         close_backends(self.pipeline.backends)

@@ -7,23 +7,26 @@ plus the raw values the report's plots and the pooled figures need.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict
 from typing import Any, Protocol
 
 import numpy as np
 
+from vlm3_ros.contract import answers as A
 from vlm3_ros.eval import metrics as M
-from vlm3_ros.eval.dataset import CorrQuery, Dataset, DepthQuery, PoseQuery
+from vlm3_ros.eval.dataset import CorrQuery, Dataset, DepthQuery, ObjectQuery, PoseQuery
 from vlm3_ros.eval.runner import Runner
 from vlm3_ros.geometry import pose as P
 from vlm3_ros.geometry.coords import corr_to_norm
 from vlm3_ros.geometry.odometry import KeyframeOdometry, KeyframePolicy
 from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.geometry.unify import UnifyConfig, plan
-from vlm3_ros.tasks.common import PointCode
+from vlm3_ros.tasks.common import Outcome, PointCode
 from vlm3_ros.tasks.corr import CorrResult
 from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.object import ObjectResult
 from vlm3_ros.tasks.pose import PoseResult
 
 # A failed pose counts as the worst possible answer (the protocol of the pose AUC).
@@ -119,6 +122,68 @@ class CorrScore:
         return out
 
 
+_REGION = re.compile(r"Region \[(\d+)\]|bounding box region \((\d+), (\d+), (\d+), (\d+)\)")
+
+
+def first_region(text: str, boxes_text: list[str]) -> int | None:
+    """The region an answer names first: ``Region [i]`` or the box text of region i."""
+    m = _REGION.search(text)
+    if m is None:
+        return None
+    if m.group(1) is not None:
+        return int(m.group(1))
+    written = m.group(0)
+    return boxes_text.index(written) if written in boxes_text else None
+
+
+class ObjectScore:
+    """SpatialRGPT-Bench scoring without an LLM judge: quantitative answers parsed into metres
+    (success within 0.75-1.25 x the truth), directions into clock hours (within 1 hour),
+    qualitative predicates by the yes/no polarity of the answer (the VLM3 notebook's check) and
+    choices by the region the answer names first."""
+
+    def __init__(self) -> None:
+        self.quant: list[dict[str, Any]] = []
+        self.qual: list[dict[str, Any]] = []
+        self.unparsed = 0
+        self.n = 0
+
+    def add(self, q: ObjectQuery, r: ObjectResult) -> None:
+        self.n += 1
+        gt = A.parse_object(q.answer).value
+        pred = r.answer
+        boxes = re.findall(r"bounding box region \(\d+, \d+, \d+, \d+\)", r.prompt)
+        named = pred is not None and first_region(pred.text, boxes) is not None
+        if r.outcome()[0] != Outcome.OK and not (q.category.endswith("_choice") and named):
+            self.unparsed += 1
+        if gt is None:
+            return
+        if q.qa_type == "quantitative":
+            if q.category == "direction":
+                if gt.clock is not None:   # no clock in the answer: the largest error, 6 hours
+                    self.quant.append({"category": "direction", "gt_clock": gt.clock,
+                                       "pred_clock": pred.clock if pred is not None and pred.clock else gt.clock + 6})
+            elif gt.quantity_m is not None:
+                self.quant.append({"category": q.category, "gt_m": gt.quantity_m,
+                                   "pred_m": pred.quantity_m if pred is not None else None})
+            return
+        if q.category.endswith("_choice"):
+            right = pred is not None and first_region(pred.text, boxes) == first_region(q.answer, [])
+        else:
+            right = pred is not None and pred.yes is not None and pred.yes == gt.yes
+        self.qual.append({"category": q.category, "judge_mark": int(right)})
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.n:
+            return None
+        choice = [q["judge_mark"] for q in self.qual if q["category"].endswith("_choice")]
+        out: dict[str, Any] = {"n": self.n, "unparsed": self.unparsed, "quantitative": len(self.quant),
+                               "qualitative": len(self.qual), **M.spatialrgpt_results(self.quant, self.qual)}
+        if choice:
+            out["Qual_choice_acc"] = 100.0 * float(np.mean(choice))
+        return out
+
+
 def run_vo(frames: list, trajectory: Trajectory, runner: Runner, policy: KeyframePolicy,
            progress: Progress | None = None) -> dict[str, Any]:
     """Keyframe VO over the sequence as the node runs it: each frame's pose against the keyframe,
@@ -154,8 +219,8 @@ def run_vo(frames: list, trajectory: Trajectory, runner: Runner, policy: Keyfram
 def evaluate(ds: Dataset, runner: Runner, depth_type: str, corr_unify: UnifyConfig,
              progress: Progress | None = None, vo_policy: KeyframePolicy | None = None) -> dict[str, Any]:
     """Ask every query of ``ds``, score it; the per-sequence section of the report."""
-    lat: dict[str, list[float]] = {"depth": [], "pose": [], "corr": []}
-    depth, pose, corr = DepthScore(depth_type), PoseScore(), CorrScore(corr_unify)
+    lat: dict[str, list[float]] = {"depth": [], "pose": [], "corr": [], "object": []}
+    depth, pose, corr, obj = DepthScore(depth_type), PoseScore(), CorrScore(corr_unify), ObjectScore()
 
     def timed(task: str, call: Any) -> Any:
         t = time.monotonic()
@@ -171,8 +236,10 @@ def evaluate(ds: Dataset, runner: Runner, depth_type: str, corr_unify: UnifyConf
         pose.add(pq, timed("pose", lambda q=pq: runner.pose(q.frame_a, q.frame_b)))
     for cq in ds.corr:
         corr.add(cq, timed("corr", lambda q=cq: runner.corr(q.frame_a, q.frame_b, q.pixels_a)))
+    for oq in ds.object:
+        obj.add(oq, timed("object", lambda q=oq: runner.object(q.frame, q.boxes, q.question)))
     res: dict[str, Any] = {"name": ds.name, "frames": ds.frames, "notes": list(ds.notes)}
-    for task, score in (("depth", depth), ("pose", pose), ("corr", corr)):
+    for task, score in (("depth", depth), ("pose", pose), ("corr", corr), ("object", obj)):
         s = score.summary()
         if s is not None:
             res[task] = s

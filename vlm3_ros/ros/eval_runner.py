@@ -18,20 +18,22 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from vlm3_ros.contract import answers
 from vlm3_ros.eval.dataset import Dataset, EvalOptions
 from vlm3_ros.eval.run import run_evaluation
 from vlm3_ros.geometry import pose as P
 from vlm3_ros.geometry.camera import CameraInfoData
 from vlm3_ros.geometry.frame import Frame
-from vlm3_ros.msg import FrameSelector, Pixel, Status
+from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
 from vlm3_ros.params.config import NodeConfig
 from vlm3_ros.readers.inspect import TopicRequest
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.client import PerceptionClient
-from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth
+from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
 from vlm3_ros.tasks.common import PointCode, Timings
 from vlm3_ros.tasks.corr import CorrResult
 from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.object import ObjectResult
 from vlm3_ros.tasks.pose import ORDER, PoseResult
 
 
@@ -47,7 +49,7 @@ def dataset_frames(ds: Dataset) -> list[Frame]:
     """Every frame the dataset's queries name, once, in stamp order."""
     seen: dict[tuple[str, int], Frame] = {}
     frames = [*ds.vo_frames, *(q.frame for q in ds.depth), *(f for q in ds.pose for f in (q.frame_a, q.frame_b)),
-              *(f for q in ds.corr for f in (q.frame_a, q.frame_b))]
+              *(f for q in ds.corr for f in (q.frame_a, q.frame_b)), *(q.frame for q in ds.object)]
     for f in frames:
         seen.setdefault((f.frame_id, f.stamp_ns), f)
     return sorted(seen.values(), key=lambda f: f.stamp_ns)
@@ -141,6 +143,17 @@ class RosRunner:
                else np.full((n, 2), np.nan))
         raw = list(r.raw_answers) if len(r.raw_answers) == n else [""] * n
         return CorrResult(pix, codes, reasons, raw, _timings(r))
+
+    def object(self, frame: Frame, boxes: np.ndarray, question: str) -> ObjectResult:
+        req = ObjectQuery.Request(frame=self._sel(frame), question=question,
+                                  regions=[Region(x_min=float(b[0]), y_min=float(b[1]), x_max=float(b[2]),
+                                                  y_max=float(b[3])) for b in boxes])
+        r = self.client.call(self.client.object, req, self.timeout)
+        ran = r.status.code in (Status.OK, Status.PARSE_FAILURE)
+        parsed = answers.parse_object(r.raw_answer) if ran else None
+        reason = "" if r.status.code == Status.OK else r.message
+        return ObjectResult(parsed.value if parsed is not None else None, r.prompt, r.raw_answer, reason,
+                            _timings(r), not_run=not ran)
 
     def close(self) -> None:
         self.node.destroy_node()

@@ -45,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--params-file", type=Path, default=None,
                    help="the node's ROS 2 parameter file (the settings the robot runs)")
     p.add_argument("--labels", nargs="+", type=Path, default=[],
-                   help="published label files instead of bags: DepthLM *.jsonl, VLM3 *_labels.json")
+                   help="published label files instead of bags: DepthLM *.jsonl, VLM3 *_labels.json, "
+                        "SpatialRGPT-Bench question files (.json/.jsonl; object task)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output directory (default eval_out)")
     p.add_argument("--backend", default=None, help="shorthand for backend:=NAME (transformers, remote, ground_truth)")
     p.add_argument("--model", action="append", default=[], metavar="TASK=PATH",
@@ -58,7 +59,9 @@ def parser() -> argparse.ArgumentParser:
                    help="shorthand for model.depth_type:=... (what the depth checkpoint's number means)")
     p.add_argument("--max-new-tokens", type=int, default=0,
                    help="shorthand: every task's max_new_tokens.TASK:=N")
-    p.add_argument("--tasks", default="depth,pose,corr", help="comma-separated: depth,pose,corr")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated: depth,pose,corr,object (default depth,pose,corr; object added when a "
+                        "label file holds SpatialRGPT-Bench questions)")
     p.add_argument("--points-per-frame", type=int, default=32)
     p.add_argument("--corr-points", type=int, default=8, help="correspondence queries per frame pair")
     p.add_argument("--margin", type=int, default=16, help="border margin for sampled pixels")
@@ -130,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     if not bags and not a.labels:
         print("vlm3-ros eval: give bags or --labels files", file=sys.stderr)
         return 2
-    tasks = tuple(t for t in a.tasks.split(",") if t)
+    from vlm3_ros.readers.labels import is_spatialrgpt_bench
+
+    default = "depth,pose,corr" + (",object" if any(lf.suffix in (".json", ".jsonl") and (
+        is_spatialrgpt_bench(lf) or "spatialrgpt" in lf.name) for lf in a.labels) else "")
+    tasks = tuple(t for t in (a.tasks or default).split(",") if t)
     try:
         cfg = node_config(a, overrides, tasks)
     except ConfigError as e:

@@ -147,10 +147,15 @@ class GroundTruthBackend:
             Ta, Tb = self.source.pose(c.stamps[0]), self.source.pose(c.stamps[1])
             if Ta is None or Tb is None:
                 return Answer("No ground-truth pose for these frames.")
-            return Answer(answerer.answer_pose(c.pose_question, invert(Ta) @ Tb))
+            return Answer(answers.format_pose_answer(c.pose_question, invert(Ta) @ Tb))
         if c.task == "corr":
             return Answer(self._corr(q, c))
-        return Answer("I cannot answer this question from the recorded ground truth.")
+        if c.task == "object":
+            d = self.source.depth_z(c.stamps[0])
+            if d is None:
+                return Answer("No ground-truth depth for this frame.")
+            return Answer(answerer.answer_object(q.text, d, c.views[0]))
+        return Answer(answerer.CANNOT)
 
     def _corr(self, q: Question, c: QuestionContext) -> str:
         stamps, views = c.stamps, c.views
