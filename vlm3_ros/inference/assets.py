@@ -118,8 +118,9 @@ def build_image_processor() -> Any:
     return Qwen2VLImageProcessorPil(**IMAGE_PROCESSOR_CONFIG)
 
 
-def make_test_checkpoint(out_dir: Path, seed: int = 0, force: bool = False) -> Path:
-    """Write the tiny untrained checkpoint + tokenizer + processor config to ``out_dir``."""
+def make_test_checkpoint(out_dir: Path, seed: int = 0, force: bool = False, init_std: float = 0.5) -> Path:
+    """Write the tiny untrained checkpoint + tokenizer + processor config to ``out_dir``.
+    ``init_std`` 0.5 (tests: greedy outputs vary); the toy demo model starts from 0.02 (trainable)."""
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
@@ -130,7 +131,7 @@ def make_test_checkpoint(out_dir: Path, seed: int = 0, force: bool = False) -> P
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(tiny_config())
+    model = Qwen3VLForConditionalGeneration(tiny_config(init_std))
     model.eval()
     model.save_pretrained(out_dir)
     tok = build_tokenizer()
@@ -139,7 +140,7 @@ def make_test_checkpoint(out_dir: Path, seed: int = 0, force: bool = False) -> P
     (out_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     marker.write_text(json.dumps({
         "what": "tiny Qwen3-VL with random weights, made by vlm3_ros.inference.assets for offline tests",
-        "trained": False, "seed": seed,
+        "trained": False, "seed": seed, "init_std": init_std,
     }, indent=2))
     return out_dir
 

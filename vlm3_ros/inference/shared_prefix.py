@@ -92,6 +92,19 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
                                       **kwargs)
     pk, pv = layer.prefix_keys, layer.prefix_values              # (1, Hkv, P, d)
     b, h, q, d = query.shape
+    if torch.is_grad_enabled() and (query.requires_grad or pk.requires_grad):
+        # training (vlm3_ros.training.objective): the prefix broadcast to the rows as a view and
+        # one fused SDPA call, whose kernel neither materialises the (rows x queries x prefix)
+        # scores nor keeps them for the backward pass; the prefix's gradient sums over the rows
+        k_all = torch.cat([pk.expand(b, -1, -1, -1), key], dim=2)
+        v_all = torch.cat([pv.expand(b, -1, -1, -1), value], dim=2)
+        if attention_mask is not None:
+            mask = attention_mask[:, :, -q:, :]
+        else:  # causal within the rows' own tokens (aligned at the end), the prefix fully visible
+            t = key.shape[2]
+            mask = torch.ones(q, pk.shape[2] + t, dtype=torch.bool, device=query.device)
+            mask[:, pk.shape[2]:] = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
+        return sdpa_attention_forward(module, query, k_all, v_all, mask, dropout=dropout, scaling=scaling, **kwargs)
     hkv, p = pk.shape[1], pk.shape[2]
     g = h // hkv
     scale = scaling if scaling is not None else d ** -0.5

@@ -13,9 +13,11 @@ COMMANDS = {
     "bringup": ("vlm3_ros.tools.bringup", "run the nodes of perception.launch.py without ros2 launch"),
     "play": ("vlm3_ros.ros.bag_player", "replay a bag's camera topics and /tf (like ros2 bag play)"),
     "call": ("vlm3_ros.ros.client", "call the perception services with readable output"),
-    "demo": ("vlm3_ros.tools.demo", "the node on the bundled TUM bag with the tiny untrained checkpoint"),
+    "demo": ("vlm3_ros.tools.demo", "the node on the bundled TUM bag with the TOY demo model (not VLM3)"),
     "inspect": ("vlm3_ros.tools.inspect", "list a bag's cameras, depth, TF edges and pose topics"),
     "eval": ("vlm3_ros.tools.eval", "score on a bag or label file with the paper's metrics"),
+    "export-sft": ("vlm3_ros.tools.export_sft", "recorded bags -> VLM3 fine-tuning samples (JSONL + images)"),
+    "finetune": ("vlm3_ros.tools.finetune", "fine-tune a checkpoint on export-sft samples (LoRA or full)"),
     "make-test-checkpoint": ("vlm3_ros.inference.assets", "build the offline tokenizer + tiny untrained checkpoint"),
 }
 

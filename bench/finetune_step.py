@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""One fine-tuning step, ours vs the naive way, side by side in one run.
+
+ours (vlm3_ros.training.objective.answer_loss): one image set per step, its vision features
+computed once per run (frozen tower), the image prefix once per step, R question rows against it,
+LM-head logits at answer tokens only. naive (plain_loss): the same R questions as whole
+conversations through the model's own forward (vision + prefix per question, full-vocabulary
+logits at every position). Same samples, same trainable weights, same AdamW; forward + backward +
+optimiser step, median of --steps steps after one warm-up step.
+
+  python bench/finetune_step.py                          # tiny checkpoint, CPU, full fine-tuning
+  python bench/finetune_step.py --method lora --rows 4,16
+
+Writes bench/results/finetune_step_<arch>_<device>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
+    import numpy as np
+    import torch
+
+    from vlm3_ros.training.batches import BatchBuilder, frame_groups, full_sequences
+    from vlm3_ros.training.finetune import FinetuneConfig, load_for_training
+    from vlm3_ros.training.objective import FrozenVisionFeatures, answer_loss, plain_loss
+    from vlm3_ros.training.samples import read_jsonl
+
+    cfg = FinetuneConfig(data=str(data), base=str(a.checkpoint), out=str(data / "unused"), method=a.method,
+                         device=a.device)
+    model, processor, _ = load_for_training(cfg)
+    builder = BatchBuilder(processor)
+    groups = [g for g in frame_groups(read_jsonl(data / "train.jsonl"), data, rows) if len(g.samples) == rows]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    vision = FrozenVisionFeatures()
+    times = []
+    for k in range(a.steps + 1):       # step 0 warms up (and fills the vision cache, as a run does)
+        g = groups[k % len(groups)]
+        t = time.perf_counter()
+        if mode == "ours":
+            loss = answer_loss(model, builder(g), vision)
+        else:
+            loss = plain_loss(model, full_sequences(builder, g))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if k:
+            times.append(time.perf_counter() - t)
+    med = float(np.median(times))
+    return {"mode": mode, "rows": rows, "step_s": med, "questions_per_s": rows / med, "steps": len(times)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: $VLM3_CACHE/tiny_qwen3_vl")
+    p.add_argument("--method", choices=("full", "lora"), default="full")
+    p.add_argument("--rows", default="4,16", help="questions per step")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    a = p.parse_args()
+    import torch
+
+    from vlm3_ros.eval.dataset import EvalOptions
+    from vlm3_ros.inference.assets import make_test_checkpoint
+    from vlm3_ros.params.config import build_config
+    from vlm3_ros.params.mapping import pipeline_settings
+    from vlm3_ros.readers.tum import BAG_PATHS
+    from vlm3_ros.tools import ros_env
+    from vlm3_ros.training.export import ExportOptions, export_bags
+
+    a.checkpoint = a.checkpoint or make_test_checkpoint(ros_env.cache_dir() / "tiny_qwen3_vl")
+    data = Path(tempfile.mkdtemp(prefix="vlm3_ft_bench_"))
+    export_bags([BAG_PATHS["mcap"]], data, pipeline_settings(build_config({}, require_backend=False)),
+                ExportOptions(EvalOptions(tasks=("depth",), points_per_frame=64), val_fraction=0.0),
+                show_progress=False)
+    rows_list = [int(r) for r in a.rows.split(",")]
+    results = []
+    for rows in rows_list:
+        for mode in ("ours", "naive"):
+            r = measure(a, data, rows, mode)
+            print(json.dumps(r))
+            results.append(r)
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": a.device,
+               "gpu": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else None}
+    import transformers
+
+    out = {"what": "one fine-tuning step (forward + backward + AdamW), depth questions on the bundled TUM frames",
+           "command": "python bench/finetune_step.py " + " ".join(sys.argv[1:]), "checkpoint": str(a.checkpoint),
+           "method": a.method, "machine": machine,
+           "versions": {"torch": torch.__version__, "transformers": transformers.__version__}, "results": results}
+    arch = "tiny" if "tiny" in str(a.checkpoint) else Path(a.checkpoint).name
+    dev = "cuda" if a.device.startswith("cuda") else "cpu"
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / f"finetune_step_{arch}_{dev}.json").write_text(json.dumps(out, indent=2))
+    lines = [f"# Fine-tuning step: ours vs naive ({arch}, {a.method}, {dev})", "",
+             f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch threads {machine['torch_threads']}"
+             + (f", {machine['gpu']}" if machine["gpu"] else "") + f". Command: `{out['command']}`.",
+             f"Median of {a.steps} steps after one warm-up step.", "",
+             "| questions per step | ours s/step | naive s/step | speed-up | ours questions/s |",
+             "|---|---|---|---|---|"]
+    for rows in rows_list:
+        o = next(r for r in results if r["rows"] == rows and r["mode"] == "ours")
+        n = next(r for r in results if r["rows"] == rows and r["mode"] == "naive")
+        lines.append(f"| {rows} | {o['step_s']:.3f} | {n['step_s']:.3f} | {n['step_s'] / o['step_s']:.1f}x | "
+                     f"{o['questions_per_s']:.1f} |")
+    (a.out / f"finetune_step_{arch}_{dev}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
