@@ -158,6 +158,7 @@ if [ "$distro" = core ]; then
   # No ROS 2 here: nothing to build; the offline assets are the core's own (its transformers).
   log "offline assets in $VLM3_CACHE"
   vlm3-ros make-test-checkpoint "$VLM3_CACHE/tiny_qwen3_vl"
+  vlm3-ros make-demo-model --no-score
   log "done (core: no nodes, no demo). Run its tests with: scripts/test.sh --distro core"
   exit 0
 fi
@@ -197,14 +198,17 @@ python -c 'from vlm3_ros.srv import GetDepth, EstimatePose, FindCorrespondence, 
 log "vlm3_ros built (install/)"
 [ "$build_only" = 1 ] && exit 0
 
-# 7. Offline test assets: a real Qwen tokenizer and a tiny, UNTRAINED Qwen3-VL checkpoint.
+# 7. Offline test assets: a real Qwen tokenizer, a tiny UNTRAINED Qwen3-VL checkpoint and the TOY
+#    demo model (that architecture fine-tuned here on the bundled bag; NOT VLM3), rebuilt from the
+#    trained weights kept in vlm3_ros/data/toy_model/ and scored on the bag's held-out frames.
 log "offline assets in $VLM3_CACHE"
 vlm3-ros make-test-checkpoint "$VLM3_CACHE/tiny_qwen3_vl"
+vlm3-ros make-demo-model
 
 # 8. The demo: the perception node fed the bundled real bag, answering its services and publishing
-#    its outputs with the tiny UNTRAINED checkpoint (answers are nonsense; statuses say so).
+#    its outputs with the TOY model (answers in the contract's formats; numbers near a constant's).
 if [ "$demo" = 1 ]; then
-  log "demo: perception node on the bundled TUM bag with the tiny untrained checkpoint"
+  log "demo: perception node on the bundled TUM bag with the TOY demo model (not VLM3)"
   vlm3-ros demo --out "$root/.cache/vlm3_ros/demo"
 fi
 log "done. Run the tests with: scripts/test.sh --all (every distro, as CI), or scripts/test.sh (this one)"

@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": ("vlm3_ros.tools.eval", "score on a bag or label file with the paper's metrics"),
     "export-sft": ("vlm3_ros.tools.export_sft", "recorded bags -> VLM3 fine-tuning samples (JSONL + images)"),
     "finetune": ("vlm3_ros.tools.finetune", "fine-tune a checkpoint on export-sft samples (LoRA or full)"),
+    "make-demo-model": ("vlm3_ros.tools.demo_model", "train the TOY demo model on the bundled bag (not VLM3)"),
     "make-test-checkpoint": ("vlm3_ros.inference.assets", "build the offline tokenizer + tiny untrained checkpoint"),
 }
 

@@ -1,9 +1,13 @@
 """``vlm3-ros demo``: the perception node fed the bundled real TUM bag, answering its four services
 and publishing its sparse depth cloud and odometry, in separate processes over DDS on loopback.
 
-Default backend: the tiny UNTRAINED Qwen3-VL checkpoint through the real transformers code path.
-Its answers are nonsense and the statuses say so (PARSE_FAILURE). Real answers need the VLM3
-checkpoints on disk: ``vlm3-ros bringup depth_model:=... pose_model:=... corr_model:=... object_model:=...``.
+Default backend: the TOY demo model through the real transformers code path: the tiny Qwen3-VL
+architecture fine-tuned here on the bundled bag's first three frames (``vlm3-ros make-demo-model``).
+It is NOT VLM3: its answers follow the contract's formats, so depth, pose and correspondence parse
+and the cloud and odometry fill, but its numbers are no better than a constant's (the object task
+it never saw: PARSE_FAILURE). ``--backend tiny``: the UNTRAINED tiny checkpoint, whose answers are
+nonsense (PARSE_FAILURE everywhere). Real answers need the VLM3 checkpoints on disk:
+``vlm3-ros bringup depth_model:=... pose_model:=... corr_model:=... object_model:=...``.
 ``--backend ground_truth`` runs the same path with the ground-truth TEST DOUBLE instead, whose
 answers come from the bag's recorded depth and motion-capture poses.
 """
@@ -25,16 +29,20 @@ from vlm3_ros.tools.processes import NodeProcess
 
 BANNER_TINY = ("NOTE: backend = tiny UNTRAINED checkpoint (random weights, real Qwen3-VL architecture). Its answers "
                "are nonsense; the statuses report that honestly. Real answers need the VLM3 checkpoints on disk.")
+BANNER_TOY = ("NOTE: backend = TOY demo model (tiny Qwen3-VL fine-tuned here on 3 frames of the bundled bag). It is "
+              "NOT VLM3: its answers follow the contract's formats, its numbers are near a constant's.")
 BANNER_GT = "NOTE: backend = ground_truth TEST DOUBLE: answers come from the bag's recorded depth and mocap poses."
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vlm3-ros demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("tiny", "ground_truth"), default="tiny")
+    p.add_argument("--backend", choices=("toy", "tiny", "ground_truth"), default="toy")
     p.add_argument("--bag", type=Path, default=BAG_PATHS["mcap"], help="bag to play (default: bundled TUM MCAP)")
     p.add_argument("--checkpoint", type=Path, default=ros_env.cache_dir() / "tiny_qwen3_vl",
                    help="tiny checkpoint directory (built if missing)")
+    p.add_argument("--toy-model", type=Path, default=None,
+                   help="toy model directory (default: $VLM3_CACHE/toy_vlm3_demo, built if missing)")
     p.add_argument("--rate", type=float, default=0.25, help="bag playback speed factor")
     p.add_argument("--out", type=Path, default=None,
                    help="write demo_summary.json and the node's debug images (debug_<service>.png) here")
@@ -53,14 +61,20 @@ def main(argv: list[str] | None = None) -> int:
             "-p", "camera_info_topic:=/camera/rgb/camera_info",
             "-p", "sparse_depth.rate_hz:=2.0", "-p", "sparse_depth.grid_cols:=4", "-p", "sparse_depth.grid_rows:=3",
             "-p", "vo.rate_hz:=2.0", "-p", "vo.use_tf_static:=false", "-p", "qos_reliability:=reliable"]
-    if a.backend == "tiny":
-        from vlm3_ros.inference.assets import make_test_checkpoint
+    if a.backend in ("tiny", "toy"):
+        if a.backend == "tiny":
+            from vlm3_ros.inference.assets import make_test_checkpoint
 
-        ckpt = make_test_checkpoint(a.checkpoint)
+            ckpt, tokens = make_test_checkpoint(a.checkpoint), 24
+        else:
+            from vlm3_ros.tools.demo_model import default_dir
+            from vlm3_ros.training import toy
+
+            ckpt, tokens = toy.build(a.toy_model or default_dir(), ros_env.cache_dir()), 48
         args += ["-p", "backend:=transformers", "-p", "model.device:=cpu", "-p", "model.batch_size:=16"]
         args += [x for t in ("depth", "pose", "corr", "object") for x in ("-p", f"model.{t}_path:={ckpt}")]
-        args += [x for t in ("depth", "pose", "corr", "object") for x in ("-p", f"max_new_tokens.{t}:=24")]
-        print(BANNER_TINY)
+        args += [x for t in ("depth", "pose", "corr", "object") for x in ("-p", f"max_new_tokens.{t}:={tokens}")]
+        print(BANNER_TINY if a.backend == "tiny" else BANNER_TOY)
     else:
         args += ["-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={a.bag}"]
         print(BANNER_GT)
@@ -122,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] ~/odom and /tf odom->base_link: {len(odoms)} message(s)"
               + (" (the untrained model's pose answers do not parse, so only the origin is published)"
                  if a.backend == "tiny" else ""))
+        if a.backend == "toy":
+            print("[demo] " + BANNER_TOY.removeprefix("NOTE: "))
         if a.out:
             a.out.mkdir(parents=True, exist_ok=True)
             (a.out / "demo_summary.json").write_text(json.dumps(summary, indent=2))

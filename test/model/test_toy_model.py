@@ -1,0 +1,55 @@
+"""The TOY demo model (tiny architecture fine-tuned here on the bundled bag; NOT VLM3): rebuilt
+from the repository's trained weights, it answers held-out frames in the contract's formats, and
+its scores are the ones in the committed results file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vlm3_ros.tools import demo_model
+from vlm3_ros.training import toy
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "toy_demo_model_cpu.json"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("toy") / "toy_model"
+    assert demo_model.main([str(out)]) == 0
+    return out
+
+
+def test_toy_model_answers_held_out_frames_in_the_contracts_formats(built) -> None:
+    held = json.loads((built / "heldout.json").read_text())
+    scores = held["scores"]
+    assert held["split"] == "val" and held["samples"] > 100
+    assert scores["depth"]["parse_rate"] >= 0.95
+    assert scores["pose"]["parse_rate"] >= 0.95
+    # reported next to the best constant predictor on the same points
+    assert 0.0 <= scores["depth"]["delta1"] <= 1.0
+    assert 0.0 < scores["depth"]["best_constant_delta1"] <= 1.0
+    marker = json.loads((built / toy.MARKER).read_text())
+    assert marker["not"] == "VLM3" and "TOY" in marker["what"]
+    assert not (built / "vlm3_ros_test_checkpoint.json").exists()
+
+
+def test_scores_match_the_committed_results_file(built) -> None:
+    committed = json.loads(RESULTS.read_text())["heldout"]["scores"]
+    now = json.loads((built / "heldout.json").read_text())["scores"]
+    for task in ("depth", "pose", "corr"):
+        assert now[task]["n"] == committed[task]["n"]
+        assert now[task]["parse_rate"] == pytest.approx(committed[task]["parse_rate"], abs=0.03)
+    assert now["depth"]["delta1"] == pytest.approx(committed["depth"]["delta1"], abs=0.03)
+    assert now["depth"]["best_constant_delta1"] == committed["depth"]["best_constant_delta1"]
+
+
+def test_stored_weights_are_small_and_rebuild_is_idempotent(built, tmp_path) -> None:
+    assert toy.WEIGHTS.stat().st_size < 2 * 2**20
+    stamp = (built / "model.safetensors").stat().st_mtime_ns
+    toy.build(built, demo_model.ros_env.cache_dir())
+    assert (built / "model.safetensors").stat().st_mtime_ns == stamp      # up to date: not rewritten
+    with pytest.raises(FileNotFoundError, match="--retrain"):
+        toy.build(tmp_path / "x", demo_model.ros_env.cache_dir(), tmp_path / "missing.safetensors")
