@@ -3,6 +3,7 @@ table a person reads) and PNG plots that say what they show."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 import subprocess
@@ -16,9 +17,14 @@ def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "numpy": np.__version__}
     for mod in ("torch", "transformers", "rosbags", "cv2"):
         try:
-            out[mod] = __import__(mod).__version__
+            m = __import__(mod)
         except Exception:
             out[mod] = "missing"
+            continue
+        try:  # rosbags has no __version__: its distribution's
+            out[mod] = getattr(m, "__version__", None) or importlib.metadata.version(mod)
+        except importlib.metadata.PackageNotFoundError:
+            out[mod] = "unknown"
     try:
         out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                     cwd=Path(__file__).parent, timeout=5).stdout.strip()
