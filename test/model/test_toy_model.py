@@ -53,3 +53,56 @@ def test_stored_weights_are_small_and_rebuild_is_idempotent(built, tmp_path) -> 
     assert (built / "model.safetensors").stat().st_mtime_ns == stamp      # up to date: not rewritten
     with pytest.raises(FileNotFoundError, match="--retrain"):
         toy.build(tmp_path / "x", demo_model.ros_env.cache_dir(), tmp_path / "missing.safetensors")
+
+
+class _NoAnswerEnd:
+    """The same backend with every question's answer-end rule removed (run to <|im_end|>)."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.name = backend, "no-answer-end"
+
+    def answer(self, questions):
+        import dataclasses
+
+        return self.backend.answer([dataclasses.replace(q, answer_end="") for q in questions])
+
+    def close(self) -> None:
+        pass
+
+
+def test_stopping_at_the_answer_end_saves_steps_and_changes_no_answer(built) -> None:
+    """The toy model writes complete answers, so it shows what the untrained tiny checkpoint cannot:
+    generation stops after '</answer>' / ')' in engine and naive mode, with the same replies."""
+    import numpy as np
+
+    from vlm3_ros.geometry.camera import CameraModel
+    from vlm3_ros.geometry.frame import Frame
+    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
+    from vlm3_ros.params.config import build_config
+    from vlm3_ros.params.mapping import pipeline_settings
+    from vlm3_ros.readers.tum import TumSequence
+    from vlm3_ros.tasks.pipeline import Pipeline
+
+    seq = TumSequence()
+    cam = CameraModel.from_camera_info(seq.camera_info)
+    f_a, f_b = (Frame(f.rgb(), cam, int(f.rgb_stamp * 1e9), "cam") for f in seq.frames[-2:])
+    settings = pipeline_settings(build_config({}, require_backend=False))
+    px = np.array([[100.0, 100.0], [320.0, 240.0], [500.0, 400.0], [50.0, 420.0]])
+    replies, steps = {}, {}
+    for mode in ("engine", "naive"):
+        backend = TransformersBackend(LocalModelConfig(str(built), mode=mode, prefix_cache_mb=0))
+        try:
+            for stop in (True, False):
+                b = backend if stop else _NoAnswerEnd(backend)
+                pipe = Pipeline({"depth": b, "corr": b}, settings)
+                before = backend.stats["decode_steps"]
+                d = pipe.depth(f_a, px, "z_depth")
+                c = pipe.corr(f_a, f_b, px[:2])
+                replies[mode, stop] = list(d.raw) + list(c.raw)
+                steps[mode, stop] = backend.stats["decode_steps"] - before
+        finally:
+            backend.close()
+    assert any("</answer>" in r for r in replies["engine", True]), replies
+    assert replies["engine", True] == replies["engine", False] == replies["naive", True] == replies["naive", False]
+    assert steps["engine", True] < steps["engine", False]
+    assert steps["naive", True] < steps["naive", False]

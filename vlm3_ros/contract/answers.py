@@ -108,6 +108,26 @@ def format_point(x: float, y: float) -> str:
     return f"({round(x)}, {round(y)})"
 
 
+# ---------------------------------------------------------------- answer end
+# Where generation may stop: the reply holds everything its parser reads, so tokens after it
+# cannot change the parsed value (depth: the first <answer> tag outside think blocks is the
+# answer; point: the contract's reply is one "(x, y)"). Pose and object replies are sentences
+# with no closing mark: they run to <|im_end|>.
+ANSWER_END_RULES = ("depth", "point")
+
+
+def answer_complete(text: str, rule: str) -> bool:
+    """True when ``text`` (the reply so far) already holds the whole answer under ``rule``."""
+    if rule not in ANSWER_END_RULES:
+        return False
+    if "<think>" in text and text.count("<think>") > text.count("</think>"):
+        return False  # inside a think block: a tag or point there is not the answer
+    rest = _THINK_BLOCK.sub("", text)
+    if rule == "depth":
+        return _ANSWER_TAG.search(rest) is not None
+    return _POINT.search(rest) is not None
+
+
 # ---------------------------------------------------------------- pose
 _ROT = re.compile(rf"rotation angle\s*[:=]?\s*({_NUM})\s*(?:degrees|deg|°)?", re.IGNORECASE)
 _YPR = re.compile(

@@ -44,6 +44,9 @@ class Question:
     text: str
     max_new_tokens: int = 64
     context: QuestionContext | None = None
+    # contract.answers.ANSWER_END_RULES: a local engine may stop once the reply holds the whole
+    # answer under this rule ("" = run to end of turn or max_new_tokens)
+    answer_end: str = ""
 
 
 @dataclass(frozen=True)

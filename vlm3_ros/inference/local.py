@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vlm3_ros.contract import answers as contract_answers
 from vlm3_ros.contract import cancel
 from vlm3_ros.contract.prompts import PromptError, check_user_text
 from vlm3_ros.contract.question import Answer, BackendError, Question
@@ -239,6 +240,43 @@ class _Prefix:
     image_tokens: tuple[int, ...]
 
 
+class _AnswerEnd:
+    """Stopping criterion: a row is done once its reply holds the whole answer under its
+    question's ``answer_end`` rule (contract.answers.answer_complete), so a batch does not wait for
+    the ``<|im_end|>`` the parser never reads. Only rows whose last token can close an answer ('>'
+    or ')' in its text) are decoded, so a step costs a tensor lookup, not B detokenisations."""
+
+    def __init__(self, tokenizer: Any, closers: Any, prompt_len: int, rules: Sequence[str]) -> None:
+        self.tokenizer, self.closers, self.prompt_len, self.rules = tokenizer, closers, prompt_len, list(rules)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        torch = _torch()
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if input_ids.shape[1] <= self.prompt_len:
+            return done
+        maybe = self.closers[input_ids[:, -1]].nonzero().flatten().tolist()
+        for i in maybe:
+            if i < len(self.rules) and self.rules[i]:
+                text = self.tokenizer.decode(input_ids[i, self.prompt_len:].tolist(), skip_special_tokens=True)
+                done[i] = contract_answers.answer_complete(text, self.rules[i])
+        return done
+
+
+class _HoldEos:
+    """Logits processor for benchmarks on random weights: end-of-turn ids are not chosen before
+    ``min_new`` new tokens, so every answer has the forced length. It writes only the few eos
+    columns in place; transformers' ``min_new_tokens`` processor rewrites the whole (rows x 152k)
+    score matrix every step, a cost real serving never pays."""
+
+    def __init__(self, eos_ids: Sequence[int], prompt_len: int, min_new: int) -> None:
+        self.eos_ids, self.prompt_len, self.min_new = list(eos_ids), prompt_len, min_new
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[1] - self.prompt_len < self.min_new:
+            scores[:, self.eos_ids] = float("-inf")
+        return scores
+
+
 class TransformersBackend:
     """A VLM3 checkpoint on a local device (CPU, CUDA GPU, Jetson)."""
 
@@ -268,8 +306,9 @@ class TransformersBackend:
             eos.add(tok.eos_token_id)
         self.eos_ids = sorted(i for i in eos if i is not None and i >= 0)
         self._closed = False
-        self.stats = {"prefills": 0, "generate_calls": 0, "questions": 0, "prefix_hits": 0, "prefix_misses": 0,
-                      "prefix_evictions": 0, "prefix_cache_kib": 0.0}
+        self._closer_mask: Any = None
+        self.stats = {"prefills": 0, "generate_calls": 0, "decode_steps": 0, "questions": 0, "prefix_hits": 0,
+                      "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...]]] = OrderedDict()
         self._prefix_bytes = 0
@@ -360,12 +399,31 @@ class TransformersBackend:
     def chat_text(self, q: Question) -> str:
         return self.processor.apply_chat_template(self._messages(q), add_generation_prompt=True, tokenize=False)
 
-    def _gen_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
-        kw = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None, "top_p": None,
-              "top_k": None, "eos_token_id": self.eos_ids, "pad_token_id": self.pad_id}
+    def _gen_kwargs(self, max_new_tokens: int, prompt_len: int, qs: Sequence[Question]) -> dict[str, Any]:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None,
+                              "top_p": None, "top_k": None, "eos_token_id": self.eos_ids, "pad_token_id": self.pad_id}
         if self.cfg.min_new_tokens:
-            kw["min_new_tokens"] = min(self.cfg.min_new_tokens, max_new_tokens)
+            kw["logits_processor"] = LogitsProcessorList(
+                [_HoldEos(self.eos_ids, prompt_len, min(self.cfg.min_new_tokens, max_new_tokens))])
+        elif any(q.answer_end for q in qs):  # forced lengths (benchmarks) never stop early
+            kw["stopping_criteria"] = StoppingCriteriaList(
+                [_AnswerEnd(self.tokenizer, self._closers(), prompt_len, [q.answer_end for q in qs])])
         return kw
+
+    def _closers(self) -> Any:
+        """Bool per vocabulary id: the token's text holds '>' or ')' (it can end an answer)."""
+        if self._closer_mask is None:
+            torch = _torch()
+            n = max(len(self.tokenizer), int(self.model.config.get_text_config().vocab_size))
+            mask = torch.zeros(n, dtype=torch.bool)
+            # byte-level BPE keeps printable ASCII as itself in the token strings; a superset
+            # (special tokens such as <|im_end|>) only costs a decode of that row
+            ids = [i for tok, i in self.tokenizer.get_vocab().items() if ">" in tok or ")" in tok]
+            mask[torch.tensor(ids, dtype=torch.long)] = True
+            self._closer_mask = mask.to(self.device)
+        return self._closer_mask
 
     def _decode(self, new_tokens: Any, limit: int) -> tuple[str, int]:
         toks = new_tokens.tolist()[:limit]
@@ -388,10 +446,12 @@ class TransformersBackend:
         self.model.model.rope_deltas = None
         # naive: vision encode and prefill happen inside generate, booked as decode
         with torch.inference_mode(), stage("decode"):
-            out = self.model.generate(**inputs, **self._gen_kwargs(q.max_new_tokens))
+            out = self.model.generate(**inputs, **self._gen_kwargs(q.max_new_tokens, inputs["input_ids"].shape[1],
+                                                                    [q]))
         p = inputs["input_ids"].shape[1]
         text, n = self._decode(out[0, p:], q.max_new_tokens)
         self.stats["generate_calls"] += 1
+        self.stats["decode_steps"] += out.shape[1] - p
         self.stats["questions"] += 1
         return Answer(text=text, prompt_tokens=int(p), generated_tokens=n)
 
@@ -502,8 +562,9 @@ class TransformersBackend:
                 with torch.inference_mode(), sharing:
                     out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
                                               image_grid_thw=prefix.grid_thw, past_key_values=cache,
-                                              **self._gen_kwargs(max_new))
+                                              **self._gen_kwargs(max_new, P + L, batch))
                 self.stats["generate_calls"] += 1
+                self.stats["decode_steps"] += out.shape[1] - (P + L)   # positions the batch stepped through
                 for i, q in enumerate(batch):
                     text, n = self._decode(out[i, P + L:], q.max_new_tokens)
                     answers.append(Answer(text=text, prompt_tokens=P + len(suffixes[i]), generated_tokens=n))

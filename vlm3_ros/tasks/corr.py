@@ -17,7 +17,7 @@ from vlm3_ros.tasks.spec import TaskSpec
 
 SPEC = TaskSpec(name="corr", title="pixel correspondence between two frames", checkpoint="facebook/VLM3-corr",
                 unify=UnifyConfig(target_focal=None, long_edge=1024), max_new_tokens=64,
-                service="find_correspondence", service_type="FindCorrespondence", images=2)
+                service="find_correspondence", service_type="FindCorrespondence", images=2, answer_end="point")
 
 
 @dataclass
@@ -43,7 +43,8 @@ def run(ctx: TaskContext, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) 
     context = QuestionContext("corr", (frame_a.stamp_ns, frame_b.stamp_ns), (frame_a.frame_id, frame_b.frame_id),
                               (view_a, view_b))
     key = job.key
-    ans = job.ask([Question(key, (img_a, img_b), s.prompts.render_corr(*n[i]), s.max_new_tokens["corr"], context)
+    ans = job.ask([Question(key, (img_a, img_b), s.prompts.render_corr(*n[i]), s.max_new_tokens["corr"], context,
+                            answer_end=SPEC.answer_end)
                    for i in asked])
 
     def parse(text: str) -> tuple[np.ndarray | None, PointCode, str]:

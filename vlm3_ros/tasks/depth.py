@@ -18,7 +18,7 @@ from vlm3_ros.tasks.spec import TaskSpec
 
 SPEC = TaskSpec(name="depth", title="metric depth at pixels", checkpoint="facebook/VLM3-depth",
                 unify=UnifyConfig(target_focal=1000.0), max_new_tokens=256, service="get_depth",
-                service_type="GetDepth")
+                service_type="GetDepth", answer_end="depth")
 
 
 @dataclass
@@ -52,7 +52,8 @@ def run(ctx: TaskContext, frame: Frame, pixels: np.ndarray, depth_type: DepthTyp
     context = QuestionContext("depth", (frame.stamp_ns,), (frame.frame_id,), (view,),
                               model_depth_type=s.model_depth_type)
     key = job.key
-    ans = job.ask([Question(key, (img,), s.prompts.render_depth(*n[i]), s.max_new_tokens["depth"], context)
+    ans = job.ask([Question(key, (img,), s.prompts.render_depth(*n[i]), s.max_new_tokens["depth"], context,
+                            answer_end=SPEC.answer_end)
                    for i in asked])
     raw, values = read_point_answers(ans, asked, codes, reasons, parse)
     K = frame.camera.rectified().K

@@ -21,6 +21,7 @@ class TaskSpec:
     service: str                # ROS service, relative to the node (~/<service>)
     service_type: str           # its interface name in vlm3_ros/srv
     images: int = 1             # images per question
+    answer_end: str = ""        # contract.answers.ANSWER_END_RULES: where generation may stop early
 
     @property
     def model_param(self) -> str:

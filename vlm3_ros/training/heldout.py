@@ -57,7 +57,8 @@ def ask(backend: Backend, samples: list[Sample], root: Path, progress: Any = Non
         by_images.setdefault(s.images, []).append(i)
     for images, idx in by_images.items():
         ims = _load_images(root, images, cache)
-        qs = [Question(images, ims, samples[i].prompt, TASKS[samples[i].task].max_new_tokens) for i in idx]
+        qs = [Question(images, ims, samples[i].prompt, TASKS[samples[i].task].max_new_tokens,
+                       answer_end=TASKS[samples[i].task].answer_end) for i in idx]
         for i, a in zip(idx, backend.answer(qs), strict=True):
             replies[i] = a.text if a.ok else ""
         if progress is not None:

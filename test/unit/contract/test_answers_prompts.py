@@ -160,3 +160,28 @@ def test_object_answer_parser() -> None:
     d = answers.parse_object("Region [1] is at 2 o'clock from Region [0].").value
     assert d is not None and d.clock == 2
     assert not answers.parse_object("<think> hmm").ok
+
+
+@pytest.mark.parametrize(("text", "rule", "complete"), [
+    ("<think> near the wall </think><answer> 1.59 </answer>", "depth", True),
+    ("<answer> 1.59 </answer>", "depth", True),
+    ("<answer> 1.59 </answ", "depth", False),
+    ("<think> is it <answer> 2 </answer>? no", "depth", False),        # inside an open think block
+    ("<think> (3, 4) </think>", "point", False),                         # a point inside the think block
+    ("<think> look </think>\n\n(479, 807)", "point", True),
+    ("(479, 80", "point", False),
+    ("Rotation angle: 3.5 degrees", "", False),                          # pose: no answer end
+    ("<answer> 1 </answer>", "object", False),
+])
+def test_answer_complete_rules(text: str, rule: str, complete: bool) -> None:
+    assert answers.answer_complete(text, rule) is complete
+
+
+@pytest.mark.parametrize("reply", ["<think> a </think><answer> 1.59 </answer>", "<answer> 0.42 </answer>"])
+def test_a_reply_cut_at_its_answer_end_parses_like_the_whole_reply(reply: str) -> None:
+    """Stopping at the answer end never changes the parsed value: every prefix that is complete
+    parses to the whole reply's value."""
+    whole = reply + "<extra tokens after the answer>"
+    cut = next(reply[:k] for k in range(len(reply) + 1) if answers.answer_complete(reply[:k], "depth"))
+    assert cut == reply
+    assert answers.parse_depth(cut).value == answers.parse_depth(whole).value
