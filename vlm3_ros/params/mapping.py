@@ -113,4 +113,5 @@ def serving_settings(cfg: NodeConfig) -> ServingSettings:
                            frame_cache_size=cfg["frame_cache_size"], max_image_pixels=cfg["max_image_pixels"],
                            camera_timeout_s=cfg["camera_timeout_s"], max_regions=cfg["max_regions_per_request"],
                            max_question_chars=cfg["max_question_chars"], queue_size=cfg["inference_queue_size"],
+                           merge_requests=cfg["merge_requests"],
                            request_timeout_s=cfg["request_timeout_s"], sparse=sparse, vo=vo)

@@ -119,6 +119,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("max_regions_per_request", 16, "most regions in one ObjectQuery", 1, 256),
     _P("max_question_chars", 2000, "longest ObjectQuery question", 1, 100000),
     _P("inference_queue_size", 8, "inference jobs that may wait; beyond it calls get BUSY", 1, 64),
+    _P("merge_requests", True, "depth/correspondence requests on the same frame(s) that wait together run as one "
+       "batch (one image prefix, shared decode steps), up to max_points_per_request; identical pose requests once"),
     _P("request_timeout_s", 60.0, "a service call waiting longer than this gets TIMEOUT", 0.1, 3600.0),
     # sparse depth
     _P("sparse_depth.rate_hz", 1.0, "PointCloud2 rate on ~/sparse_depth (0 = off; off by itself when depth is not "

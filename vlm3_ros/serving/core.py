@@ -14,7 +14,7 @@ import concurrent.futures
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
@@ -31,6 +31,7 @@ from vlm3_ros.inference.registry import close_backends
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.serving.camera_sync import CameraSync
 from vlm3_ros.serving.log import Log
+from vlm3_ros.serving.merging import Mergeable, points_many, same_many
 from vlm3_ros.serving.producers import OdometryProducer, SparseDepthProducer
 from vlm3_ros.serving.settings import ServingSettings
 from vlm3_ros.serving.stats import MIN_ANSWERS, PARSE_WARN_SHARE, RequestStats
@@ -362,20 +363,29 @@ class PerceptionCore:
                 f"{s.no_camera_info}, bad CameraInfo {s.bad_camera_info}, undecodable {s.decode_errors}")
 
     # ================================================================== requests
-    def submit(self, label: str, fn: Callable[[], R], timeout_s: float) -> concurrent.futures.Future:
+    def submit(self, label: str, fn: Callable[[], R], timeout_s: float,
+               mergeable: Mergeable | None = None) -> concurrent.futures.Future:
         with self._lock:
             worker = self.worker
         if not self.active or worker is None:
             raise NotReady("node is not active (configuring, loading models, or deactivated)")
-        return worker.submit(fn, timeout_s, label)
+        return worker.submit(fn, timeout_s, label, mergeable)
 
-    def infer(self, label: str, fn: Callable[[Pipeline], R]) -> R:
-        """Run ``fn(pipeline)`` on the worker and wait, up to request_timeout_s."""
+    def infer(self, label: str, fn: Callable[[Pipeline], R],
+              merge: tuple[Hashable, Any, int, Callable[[Pipeline, list[Any]], list[R]]] | None = None) -> R:
+        """Run ``fn(pipeline)`` on the worker and wait, up to request_timeout_s. ``merge`` = (key,
+        payload, size, run_many(pipeline, payloads)): with ``merge_requests`` on, queued requests
+        of the same key run in one call (serving.merging)."""
         pipeline = self.pipeline
         if pipeline is None:
             raise NotReady("node is not active (configuring, loading models, or deactivated)")
         timeout = self.settings.request_timeout_s if self.settings else 60.0
-        fut = self.submit(label, lambda: fn(pipeline), timeout)
+        mergeable = None
+        if merge is not None and merge[2] >= 1 and self.settings is not None and self.settings.merge_requests:
+            key, payload, size, many = merge   # (an empty request runs alone and gets its own error)
+            mergeable = Mergeable(key, payload, lambda payloads: many(pipeline, payloads), size,
+                                  self.pipeline_settings.max_points)
+        fut = self.submit(label, lambda: fn(pipeline), timeout, mergeable)
         try:
             result = fut.result(timeout=timeout)
             timings = getattr(result, "timings", None)
@@ -437,7 +447,11 @@ class PerceptionCore:
             if depth_type not in DEPTH_TYPE_CODES:
                 raise RequestError(f"depth_type {depth_type} must be Z_DEPTH=0 or RANGE=1")
             kind = DEPTH_TYPE_CODES[depth_type]
-            return self.infer("get_depth", lambda p: p.depth(frame, px, kind))  # type: ignore[arg-type]
+            # the frame object itself (a camera may reuse a stamp for other pixels); queued jobs hold it
+            key = ("depth", id(frame), frame.stamp_ns, kind)
+            return self.infer("get_depth", lambda p: p.depth(frame, px, kind),  # type: ignore[arg-type]
+                              (key, px, len(px), lambda p, ps: points_many(
+                                  lambda all_px: p.depth(frame, all_px, kind))(ps)))  # type: ignore[arg-type]
 
         return self.serve("get_depth", "depth", body, {"pixels": px})
 
@@ -445,7 +459,9 @@ class PerceptionCore:
         def body(frames: list[Frame]) -> PoseResult:
             fa, fb = self.select(ref_a), self.select(ref_b)
             frames += [fa, fb]
-            return self.infer("estimate_pose", lambda p: p.pose(fa, fb, with_distance))
+            key = ("pose", id(fa), fa.stamp_ns, id(fb), fb.stamp_ns, with_distance)
+            return self.infer("estimate_pose", lambda p: p.pose(fa, fb, with_distance),
+                              (key, None, 1, lambda p, ps: same_many(lambda: p.pose(fa, fb, with_distance))(ps)))
 
         return self.serve("estimate_pose", "pose", body)
 
@@ -454,7 +470,9 @@ class PerceptionCore:
             fa, fb = self.select(ref_a), self.select(ref_b)
             frames += [fa, fb]
             px = np.asarray(pixels_a, dtype=np.float64).reshape(-1, 2)
-            return self.infer("find_correspondence", lambda p: p.corr(fa, fb, px))
+            key = ("corr", id(fa), fa.stamp_ns, id(fb), fb.stamp_ns)
+            return self.infer("find_correspondence", lambda p: p.corr(fa, fb, px),
+                              (key, px, len(px), lambda p, ps: points_many(lambda all_px: p.corr(fa, fb, all_px))(ps)))
 
         return self.serve("find_correspondence", "corr", body)
 

@@ -59,6 +59,7 @@ class ServingSettings:
     max_regions: int = 16
     max_question_chars: int = 2000
     queue_size: int = 8
+    merge_requests: bool = True                     # serving.merging
     request_timeout_s: float = 60.0
     sparse: SparseDepthSettings = field(default_factory=SparseDepthSettings)
     vo: OdometrySettings = field(default_factory=OdometrySettings)
