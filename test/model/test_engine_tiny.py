@@ -93,7 +93,7 @@ def test_the_mrope_trap_is_real(backends) -> None:
             out = eng.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                      mm_token_type_ids=(ids == eng.image_token_id).int(), image_grid_thw=pa.grid_thw,
                                      past_key_values=copy.deepcopy(pa.cache), output_scores=True,
-                                     return_dict_in_generate=True, **eng._gen_kwargs(1))
+                                     return_dict_in_generate=True, **eng._gen_kwargs(1, ids.shape[1], [q]))
         return out.scores[0][0]
 
     right, wrong = scores(pa.rope_deltas), scores(pc.rope_deltas)

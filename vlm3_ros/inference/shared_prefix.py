@@ -109,25 +109,28 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
     g = h // hkv
     scale = scaling if scaling is not None else d ** -0.5
     qg = query.reshape(b, hkv, g, q, d)
-    # prefix scores: every row's queries against the one prefix, folded into one matmul per KV head
-    q_fold = qg.permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, d)
-    s_pre = torch.matmul(q_fold, pk[0].transpose(-1, -2)) * scale          # (Hkv, B*g*q, P)
-    s_pre = s_pre.reshape(hkv, b, g, q, p).permute(1, 0, 2, 3, 4)        # (B, Hkv, g, q, P)
-    s_own = torch.matmul(qg, key.unsqueeze(2).transpose(-1, -2)) * scale   # (B, Hkv, g, q, T)
+    # prefix scores: every row's queries against the one prefix, folded into one matmul per KV head;
+    # the scale goes on the queries (the smaller tensor). The prefix part of the mask is not added:
+    # the engine's rows are [prefix][padding][question], so every row sees the whole prefix (the
+    # padding lies in the rows' own part).
+    q_fold = (qg * scale).permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, d)
+    s_pre = torch.matmul(q_fold, pk[0].transpose(-1, -2))                 # (Hkv, B*g*q, P), contiguous
+    pre5 = s_pre.view(hkv, b, g, q, p)
+    s_own = torch.matmul(qg * scale, key.unsqueeze(2).transpose(-1, -2))  # (B, Hkv, g, q, T)
     t = key.shape[2]
     if attention_mask is not None:
         m = attention_mask[:, :, -q:, :]                                   # (B, 1, q, P + T)
-        s_pre = s_pre + m[..., :p].unsqueeze(2)
         s_own = s_own + m[..., p:p + t].unsqueeze(2)
     else:  # no padding anywhere: causal within the rows' own tokens, the prefix fully visible
         causal = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
         s_own = s_own.masked_fill(~causal, torch.finfo(s_own.dtype).min)
-    top = torch.maximum(s_pre.amax(-1, keepdim=True), s_own.amax(-1, keepdim=True))
-    e_pre = torch.exp(s_pre - top)
+    top = torch.maximum(pre5.amax(-1, keepdim=True).permute(1, 0, 2, 3, 4), s_own.amax(-1, keepdim=True))
+    # one softmax over both parts: exp in place on the prefix scores' own buffer, which then feeds
+    # the value matmul as it is (no permuted copy of the (rows x prefix) scores)
+    pre5.sub_(top.permute(1, 0, 2, 3, 4)).exp_()
     e_own = torch.exp(s_own - top)
-    denom = e_pre.sum(-1, keepdim=True) + e_own.sum(-1, keepdim=True)
-    e_fold = e_pre.permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, p)
-    o_pre = torch.matmul(e_fold, pv[0]).reshape(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)
+    denom = pre5.sum(-1, keepdim=True).permute(1, 0, 2, 3, 4) + e_own.sum(-1, keepdim=True)
+    o_pre = torch.matmul(s_pre, pv[0]).reshape(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)
     o_own = torch.matmul(e_own, value.unsqueeze(2))                        # (B, Hkv, g, q, d)
     out = ((o_pre + o_own) / denom).reshape(b, h, q, d)
     return out.transpose(1, 2).contiguous(), None
