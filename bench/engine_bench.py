@@ -43,8 +43,6 @@ def node_config(a: argparse.Namespace, mode: str):
 def build_backend(a: argparse.Namespace, mode: str):
     import dataclasses
 
-    import torch
-
     from vlm3_ros.inference.local import TransformersBackend, load_processor
     from vlm3_ros.params.mapping import backend_config
 
@@ -53,18 +51,9 @@ def build_backend(a: argparse.Namespace, mode: str):
                               shared_prefix_attention=mode != "replicated")
     if a.arch == "tiny":
         return TransformersBackend(cfg)
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from vlm3_ros.inference.assets import random_arch_model
 
-    conf = json.loads((ROOT / "vlm3_ros" / "data" / "qwen3_vl_4b_instruct_config.json").read_text())
-    if a.arch == "4b-narrow":   # the 4B's widths, few layers: per-step costs on a CPU
-        conf["text_config"]["num_hidden_layers"] = 2
-        conf["vision_config"].update(depth=2, deepstack_visual_indexes=[0])
-    config = Qwen3VLConfig(**{k: v for k, v in conf.items() if k not in ("architectures", "transformers_version")})
-    dtype = getattr(torch, a.dtype if a.dtype != "auto" else "bfloat16")
-    torch.manual_seed(0)
-    with torch.device(a.device):
-        model = Qwen3VLForConditionalGeneration(config).to(dtype)
-    model.eval()
+    model = random_arch_model(a.arch, a.device, a.dtype if a.dtype != "auto" else "bfloat16")
     return TransformersBackend(cfg, model=model, processor=load_processor(str(a.checkpoint)))
 
 
@@ -170,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         by = {m: next((r for r in rows if r["points"] == pts and r["mode"] == m), None) for m in modes}
         e, n, rep = by.get("engine"), by.get("naive"), by.get("replicated")
         cells = [f"{by[m]['frame_s'] * 1e3:.1f}" if by[m] else "-" for m in modes]
-        cells.append(f"{n['frame_s'] / e['frame_s']:.1f}x" if e and n else "-")
+        naive_rows = [r for r in rows if r["mode"] == "naive"]
+        if e and n:
+            cells.append(f"{n['frame_s'] / e['frame_s']:.1f}x")
+        elif e and naive_rows:   # naive grows linearly in points: its per-point time at the largest run
+            big = max(naive_rows, key=lambda r: r["points"])
+            cells.append(f"~{big['frame_s'] / big['points'] * pts / e['frame_s']:.0f}x (naive extrapolated "
+                         f"from {big['points']} points)")
+        else:
+            cells.append("-")
         cells.append(f"{rep['frame_s'] / e['frame_s']:.2f}x" if e and rep else "-")
         cells += [f"{by[m]['decode_step_ms']:.1f}" if by[m] else "-" for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]

@@ -10,6 +10,7 @@ optimiser step, median of --steps steps after one warm-up step.
 
   python bench/finetune_step.py                          # tiny checkpoint, CPU, full fine-tuning
   python bench/finetune_step.py --method lora --rows 4,16
+  python bench/finetune_step.py --arch 4b --device cuda --method lora --rows 16,64   # GPU: the 4B, random weights
 
 Writes bench/results/finetune_step_<arch>_<device>.{json,md}.
 """
@@ -40,7 +41,14 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
 
     cfg = FinetuneConfig(data=str(data), base=str(a.checkpoint), out=str(data / "unused"), method=a.method,
                          device=a.device)
-    model, processor, _ = load_for_training(cfg)
+    model = processor = None
+    if a.arch != "tiny":   # random weights of the true architecture, the tiny checkpoint's processor
+        from vlm3_ros.inference.assets import random_arch_model
+        from vlm3_ros.inference.local import load_processor
+
+        model = random_arch_model(a.arch, a.device, "bfloat16" if a.device.startswith("cuda") else "float32")
+        processor = load_processor(str(a.checkpoint))
+    model, processor, _ = load_for_training(cfg, model, processor)
     builder = BatchBuilder(processor)
     groups = [g for g in frame_groups(read_jsonl(data / "train.jsonl"), data, rows) if len(g.samples) == rows]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -66,7 +74,10 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: $VLM3_CACHE/tiny_qwen3_vl")
+    p.add_argument("--arch", choices=("tiny", "4b", "4b-narrow"), default="tiny",
+                   help="4b: the true Qwen3-VL-4B architecture with random weights (bf16 on CUDA)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="default: $VLM3_CACHE/tiny_qwen3_vl (its tokenizer/processor also serve --arch 4b)")
     p.add_argument("--method", choices=("full", "lora"), default="full")
     p.add_argument("--rows", default="4,16", help="questions per step")
     p.add_argument("--steps", type=int, default=3)
@@ -104,7 +115,7 @@ def main() -> int:
            "command": "python bench/finetune_step.py " + " ".join(sys.argv[1:]), "checkpoint": str(a.checkpoint),
            "method": a.method, "machine": machine,
            "versions": {"torch": torch.__version__, "transformers": transformers.__version__}, "results": results}
-    arch = "tiny" if "tiny" in str(a.checkpoint) else Path(a.checkpoint).name
+    arch = a.arch if a.arch != "tiny" else ("tiny" if "tiny" in str(a.checkpoint) else Path(a.checkpoint).name)
     dev = "cuda" if a.device.startswith("cuda") else "cpu"
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"finetune_step_{arch}_{dev}.json").write_text(json.dumps(out, indent=2))

