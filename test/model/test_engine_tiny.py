@@ -237,8 +237,8 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
         seen: list = []
         real = shared_prefix.shared_prefix_cache
 
-        def spy(prefix_cache, config):
-            cache = real(prefix_cache, config)
+        def spy(prefix_cache, config, capacity=0):
+            cache = real(prefix_cache, config, capacity)
             seen.append((prefix_cache, cache))
             return cache
 
@@ -257,6 +257,9 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
                 # per row only its own tokens (padding, question, answer), the prefix counted once
                 assert sl.keys.shape[0] in (16, 4) and sl.own_length() <= 100
                 assert sl.get_seq_length() == pl.keys.shape[-2] + sl.own_length()
+                # the rows' own KV lives in buffers allocated once for question + answer tokens
+                assert sl._k_buf is not None and sl.keys.data_ptr() == sl._k_buf.data_ptr()
+                assert sl.own_length() <= sl.capacity
     finally:
         shared.close()
         replicated.close()

@@ -550,7 +550,9 @@ class TransformersBackend:
                 if self._shared_prefix:
                     from vlm3_ros.inference import shared_prefix
 
-                    cache = shared_prefix.shared_prefix_cache(prefix.cache, self.model.config)
+                    # the rows' own KV (padding + question + answer) preallocated once per batch
+                    cache = shared_prefix.shared_prefix_cache(prefix.cache, self.model.config,
+                                                              L + max(q.max_new_tokens for q in batch))
                     sharing: Any = shared_prefix.active(cache)
                 else:
                     cache = copy.deepcopy(prefix.cache)

@@ -34,14 +34,39 @@ NAME = "vlm3_shared_prefix"
 
 class SharedPrefixLayer(DynamicLayer):
     """One layer's cache: the prefix's keys/values once (1, kv heads, P, d) plus every row's own
-    keys/values (B, kv heads, T, d), growing by concatenation (T is only the rows' own tokens).
-    ``update`` (DynamicLayer's) stores and returns the rows' own keys/values only; the attention
-    function adds the prefix."""
+    keys/values (B, kv heads, T, d) (T is only the rows' own tokens). ``update`` stores and returns
+    the rows' own keys/values only; the attention function adds the prefix. With ``capacity``
+    (the engine: question + answer tokens) the rows' own keys/values are written into buffers
+    allocated once, so a decode step copies one position per row instead of concatenating the
+    whole own cache; beyond it, or without it (training), they grow by concatenation."""
 
-    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor) -> None:
+    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor, capacity: int = 0) -> None:
         super().__init__()
         self.prefix_keys = prefix_keys
         self.prefix_values = prefix_values
+        self.capacity = capacity
+        self._fill = 0
+        self._k_buf: torch.Tensor | None = None
+        self._v_buf: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        n = key_states.shape[-2]
+        if not self.capacity or key_states.requires_grad or self._fill + n > self.capacity:
+            if self._k_buf is not None:  # outgrew the buffer: continue from what it holds
+                self._k_buf = self._v_buf = None
+            return super().update(key_states, value_states, *args, **kwargs)
+        if self._k_buf is None:
+            b, h, _, d = key_states.shape
+            self._k_buf = key_states.new_empty(b, h, self.capacity, d)
+            self._v_buf = value_states.new_empty(b, h, self.capacity, value_states.shape[-1])
+            self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
+        assert self._v_buf is not None
+        self._k_buf[:, :, self._fill:self._fill + n] = key_states
+        self._v_buf[:, :, self._fill:self._fill + n] = value_states
+        self._fill += n
+        self.keys, self.values = self._k_buf[:, :, :self._fill], self._v_buf[:, :, :self._fill]
+        return self.keys, self.values
 
     def own_length(self) -> int:
         return super().get_seq_length()
@@ -54,10 +79,11 @@ class SharedPrefixLayer(DynamicLayer):
         return self.get_seq_length() + q, 0
 
 
-def shared_prefix_cache(prefix_cache: DynamicCache, config: Any) -> DynamicCache:
-    """A cache for a batch of rows that all start with ``prefix_cache`` (batch 1), sharing it."""
+def shared_prefix_cache(prefix_cache: DynamicCache, config: Any, capacity: int = 0) -> DynamicCache:
+    """A cache for a batch of rows that all start with ``prefix_cache`` (batch 1), sharing it;
+    ``capacity``: the rows' own tokens to preallocate (0: grow by concatenation)."""
     cache = DynamicCache(config=config)
-    cache.layers = [SharedPrefixLayer(layer.keys, layer.values) for layer in prefix_cache.layers]
+    cache.layers = [SharedPrefixLayer(layer.keys, layer.values, capacity) for layer in prefix_cache.layers]
     return cache
 
 
