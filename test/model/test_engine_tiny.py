@@ -263,3 +263,27 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
     finally:
         shared.close()
         replicated.close()
+
+
+def test_own_greedy_loop_equals_transformers_generate(tiny_checkpoint: Path, backends) -> None:
+    """The engine's decode loop (no float32 logits copy, no processor pass) gives generate's
+    tokens, also with forced answer lengths (the benchmark's eos mask)."""
+    eng, _ = backends
+    via_generate = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+                                                        prefix_cache_mb=0, greedy_loop=False))
+    forced = [TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+                                                   prefix_cache_mb=0, greedy_loop=g, min_new_tokens=6))
+              for g in (True, False)]
+    try:
+        assert eng.cfg.greedy_loop
+        qs = depth_questions("gl", frames()[2], 20, 9)
+        a, b = eng.answer(qs), via_generate.answer(qs)
+        assert [x.text for x in a] == [y.text for y in b]
+        assert [x.generated_tokens for x in a] == [y.generated_tokens for y in b]
+        fa, fb = (f.answer(qs) for f in forced)
+        assert [x.text for x in fa] == [y.text for y in fb]
+        assert all(x.generated_tokens == 6 for x in fa)   # forced to max_new_tokens=6
+    finally:
+        via_generate.close()
+        for f in forced:
+            f.close()

@@ -64,6 +64,7 @@ class LocalModelConfig:
     image_processing: str = "device"       # device: processor arithmetic on the model's device; pil: reference
     prefix_cache_mb: float = 512.0         # prefilled image prefixes kept for reuse (LRU by bytes; 0 = off)
     shared_prefix_attention: bool = True   # engine: rows share one prefix KV (no per-row copy); False: replicate
+    greedy_loop: bool = True               # engine: own greedy decode loop; False: transformers' generate
 
     def validate(self) -> None:
         if not self.path:
@@ -525,6 +526,42 @@ class TransformersBackend:
         if old is not None:
             self._prefix_bytes -= _cache_bytes(old[0].cache)
 
+    def _greedy(self, ids: Any, mask: Any, P: int, cache: Any, rope_deltas: Any, max_new: int,
+                batch: Sequence[Question]) -> Any:
+        """Greedy decoding of a batch on a prefilled prefix: what ``generate`` does for greedy
+        search (the same forward calls, positions, end-of-turn and stopping rules), without its
+        per-step float32 copy of the (rows x vocabulary) logits and its logits-processor pass.
+        Returns ``ids`` with the new tokens appended (rows that ended padded with pad_id)."""
+        torch = _torch()
+        B, start = ids.shape[0], ids.shape[1]
+        # text positions continue from the attention mask (padding sits between prefix and
+        # question, so each row's question follows its prefix); Qwen3-VL adds the image's rope offset
+        pos = mask.cumsum(-1) - 1
+        pos = pos.masked_fill(mask == 0, 1)
+        eos = torch.tensor(self.eos_ids, device=ids.device)
+        hold = min(self.cfg.min_new_tokens, max_new)
+        stop = _AnswerEnd(self.tokenizer, self._closers(), start, [q.answer_end for q in batch]) \
+            if not hold and any(q.answer_end for q in batch) else None
+        unfinished = torch.ones(B, dtype=torch.bool, device=ids.device)
+        step_ids, step_pos = ids[:, P:], pos[:, P:]
+        out = [ids]
+        for t in range(max_new):
+            logits = self.model(input_ids=step_ids, attention_mask=mask, position_ids=(step_pos + rope_deltas)[None],
+                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+            if t < hold:   # benchmarks on random weights: no end of turn before the forced length
+                logits[:, eos] = float("-inf")
+            nxt = logits.argmax(-1)
+            nxt = torch.where(unfinished, nxt, torch.full_like(nxt, self.pad_id))
+            out.append(nxt[:, None])
+            unfinished &= ~torch.isin(nxt, eos)
+            if stop is not None:
+                unfinished &= ~stop(torch.cat(out, dim=1), None)
+            if not bool(unfinished.any()):
+                break
+            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+            step_ids, step_pos = nxt[:, None], step_pos[:, -1:] + 1
+        return torch.cat(out, dim=1)
+
     def _engine_group(self, qs: list[Question]) -> list[Answer]:
         torch = _torch()
         prefix, prefix_text = self._cached_prefill(qs[0])
@@ -562,9 +599,12 @@ class TransformersBackend:
                 self.model.model.rope_deltas = prefix.rope_deltas
                 max_new = max(q.max_new_tokens for q in batch)
                 with torch.inference_mode(), sharing:
-                    out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
-                                              image_grid_thw=prefix.grid_thw, past_key_values=cache,
-                                              **self._gen_kwargs(max_new, P + L, batch))
+                    if self.cfg.greedy_loop:
+                        out = self._greedy(ids, mask, P, cache, prefix.rope_deltas, max_new, batch)
+                    else:
+                        out = self.model.generate(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm,
+                                                  image_grid_thw=prefix.grid_thw, past_key_values=cache,
+                                                  **self._gen_kwargs(max_new, P + L, batch))
                 self.stats["generate_calls"] += 1
                 self.stats["decode_steps"] += out.shape[1] - (P + L)   # positions the batch stepped through
                 for i, q in enumerate(batch):
