@@ -3,6 +3,8 @@ tests of everything the node decides (no ROS, no DDS)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,3 +45,13 @@ def ground_truth_core(stream: CameraStream, bag: str = str(BAG_PATHS["mcap"]), v
         raise RuntimeError("the ground-truth core did not activate")
     feed(core, stream)
     return core
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``cond`` until it holds or ``timeout`` passes (threads of the core under test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()

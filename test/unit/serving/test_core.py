@@ -18,7 +18,7 @@ from vlm3_ros.serving.core import FrameMode, FrameRef, HealthLevel, PerceptionCo
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings
 from vlm3_ros.serving.status import StatusCode
 from vlm3_ros.tasks.pipeline import PipelineSettings
-from vlm3_ros.testing.cores import feed, ground_truth_core
+from vlm3_ros.testing.cores import feed, ground_truth_core, wait_for
 from vlm3_ros.testing.scripted_backend import ScriptedBackend
 
 LATEST = FrameRef()
@@ -26,15 +26,6 @@ LATEST = FrameRef()
 
 def by_stamp(stamp: int) -> FrameRef:
     return FrameRef(FrameMode.BY_STAMP, stamp)
-
-
-def wait_for(cond, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def test_depth_answers_from_the_chosen_frame(gt_core, bag_camera, bag_truth) -> None:

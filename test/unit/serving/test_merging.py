@@ -20,7 +20,7 @@ from vlm3_ros.serving.settings import OdometrySettings, ServingSettings
 from vlm3_ros.serving.status import StatusCode
 from vlm3_ros.serving.worker import InferenceWorker
 from vlm3_ros.tasks.pipeline import PipelineSettings
-from vlm3_ros.testing.cores import feed
+from vlm3_ros.testing.cores import feed, wait_for
 from vlm3_ros.testing.scripted_backend import ScriptedBackend
 
 
@@ -149,7 +149,7 @@ def test_concurrent_depth_requests_on_one_frame_reach_the_backend_as_one_batch(b
         pixels = [np.array([[10.0 + 70 * k + 20 * j, 50.0 + j] for j in range(3)]) for k in range(8)]
         with ThreadPoolExecutor(8) as ex:
             futs = [ex.submit(core.get_depth, FrameRef(), px, 0) for px in pixels]
-            assert _wait(lambda: core.worker.queued() == 8)
+            assert wait_for(lambda: core.worker.queued() == 8)
             release.set()
             replies = [f.result(10) for f in futs]
         assert all(r.code == StatusCode.OK for r in replies), [r.message for r in replies]
@@ -163,15 +163,6 @@ def test_concurrent_depth_requests_on_one_frame_reach_the_backend_as_one_batch(b
         assert core.worker.stats["merged"] == (7 if merge else 0)
     finally:
         core.cleanup()
-
-
-def _wait(cond, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def test_cancel_check_inside_a_merged_run_sees_the_merged_token() -> None:
