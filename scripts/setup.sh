@@ -203,7 +203,8 @@ log "vlm3_ros built (install/)"
 #    trained weights kept in vlm3_ros/data/toy_model/ and scored on the bag's held-out frames.
 log "offline assets in $VLM3_CACHE"
 vlm3-ros make-test-checkpoint "$VLM3_CACHE/tiny_qwen3_vl"
-vlm3-ros make-demo-model
+# held-out scores only where the demo runs (test/model/test_toy_model.py scores it in the tests)
+if [ "$demo" = 1 ]; then vlm3-ros make-demo-model; else vlm3-ros make-demo-model --no-score; fi
 
 # 8. The demo: the perception node fed the bundled real bag, answering its services and publishing
 #    its outputs with the TOY model (answers in the contract's formats; numbers near a constant's).
