@@ -14,8 +14,7 @@ Usage: scripts/test.sh [--distro kilted|jazzy|core | --all] [PYTEST_ARGS...]
   --distro core   the pure core's suite (test/unit, test/model) on CPython 3.10 without ROS 2,
                   with the newest transformers for 3.10: what Humble and JetPack 6 run
   --all           all three, one after another, each in its own environment; prints a summary
-                  and fails if any failed (CI runs this). Jazzy runs all but test/model there
-                  (the model tests run on kilted with the same pins and on the core)
+                  and fails if any failed (CI runs this)
   PYTEST_ARGS     passed to pytest (e.g. -k depth, -x)
 USAGE
 }
@@ -45,9 +44,6 @@ if [ "$all" = 1 ]; then
      # --all tests the wheels and the bare core: a sourced ROS 2 install must not leak in
      unset ROS_DISTRO ROS_VERSION ROS_PYTHON_VERSION PYTHONPATH AMENT_PREFIX_PATH CMAKE_PREFIX_PATH \
            COLCON_PREFIX_PATH
-     # Jazzy: the model tests (test/model) run with the same torch/transformers pins on Kilted and
-     # with the older transformers on the core; on Jazzy the rest (unit on 3.12, DDS, colcon) runs
-     [ "$d" = jazzy ] && export VLM3_TEST_SKIP_MODEL=1
      exec "$root/scripts/test.sh" --distro "$d" "$@")
     rc=$?
     set -e
@@ -55,7 +51,7 @@ if [ "$all" = 1 ]; then
     if [ "$rc" = 0 ]; then verdict=passed; else verdict="FAILED (exit $rc)"; failed=1; fi
     summary+=("$(printf '  %-7s %s in %dm%02ds' "$d" "$verdict" $((secs / 60)) $((secs % 60)))")
   done
-  echo "[test --all] summary (kilted: whole suite, CPython 3.11; jazzy: all but test/model, CPython 3.12;" \
+  echo "[test --all] summary (kilted: whole suite, CPython 3.11; jazzy: whole suite, CPython 3.12;" \
        "core: test/unit + test/model, CPython 3.10, no ROS 2):"
   printf '%s\n' "${summary[@]}"
   exit "$failed"
@@ -72,10 +68,6 @@ if [ "$distro" = core ]; then
 else
   echo "[test] ruff check"
   ruff check .
-  if [ "${VLM3_TEST_SKIP_MODEL:-0}" = 1 ]; then
-    paths=(test/install test/ros test/unit)
-    echo "[test] test/model skipped here (--all runs it on kilted and core)"
-  fi
 fi
 echo "[test] pytest (${distro})"
 set +e

@@ -276,7 +276,7 @@ def test_own_greedy_loop_equals_transformers_generate(tiny_checkpoint: Path, bac
               for g in (True, False)]
     try:
         assert eng.cfg.greedy_loop
-        qs = depth_questions("gl", frames()[2], 20, 9)
+        qs = depth_questions("gl", frames()[2], 10, 9)
         a, b = eng.answer(qs), via_generate.answer(qs)
         assert [x.text for x in a] == [y.text for y in b]
         assert [x.generated_tokens for x in a] == [y.generated_tokens for y in b]
