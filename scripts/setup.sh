@@ -5,7 +5,8 @@
 set -euo pipefail
 usage() {
   cat <<'USAGE'
-Usage: scripts/setup.sh [--distro kilted|jazzy|core] [--python PYTHON] [--no-demo] [--build-only] [--help]
+Usage: scripts/setup.sh [--distro kilted|jazzy|core] [--python PYTHON] [--no-demo] [--build-only]
+                        [--packages-only] [--help]
 
   Creates the virtual environment, installs the pinned ROS 2 wheels of the chosen distro (or uses
   a sourced ROS 2 install) and the Python dependencies, builds tf2_msgs into the environment when
@@ -21,15 +22,19 @@ Usage: scripts/setup.sh [--distro kilted|jazzy|core] [--python PYTHON] [--no-dem
                 on PATH or under pyenv)
   --no-demo     stop after building
   --build-only  only re-run colcon (fast path used by scripts/test.sh)
+  --packages-only  only the virtual environment and its pinned packages (scripts/test.sh --all
+                installs the three distros' packages at once: pip mostly waits on the network
+                and the disk, so they overlap)
   --help        this text
 USAGE
 }
-demo=1; build_only=0; python_arg=""
+demo=1; build_only=0; packages_only=0; python_arg=""
 distro="${VLM3_DISTRO:-kilted}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-demo) demo=0 ;;
     --build-only) build_only=1; demo=0 ;;
+    --packages-only) packages_only=1; demo=0 ;;
     --distro) distro="${2:-}"; shift ;;
     --distro=*) distro="${1#--distro=}" ;;
     --python) python_arg="${2:-}"; shift ;;
@@ -149,6 +154,10 @@ if [ "$build_only" = 0 ]; then
   else
     rm -f "$venv/.vlm3_ros_wheels"
   fi
+fi
+if [ "$packages_only" = 1 ]; then
+  log "packages installed in $venv (--packages-only)"
+  exit 0
 fi
 
 # shellcheck disable=SC1091

@@ -13,8 +13,9 @@ Usage: scripts/test.sh [--distro kilted|jazzy|core | --all] [PYTEST_ARGS...]
   --distro jazzy  the whole suite on the Jazzy wheels (CPython 3.12)
   --distro core   the pure core's suite (test/unit, test/model) on CPython 3.10 without ROS 2,
                   with the newest transformers for 3.10: what Humble and JetPack 6 run
-  --all           all three, one after another, each in its own environment; prints a summary
-                  and fails if any failed (CI runs this)
+  --all           all three, one after another, each in its own environment (Jazzy's and the
+                  core's packages install in the background meanwhile); prints a summary and
+                  fails if any failed (CI runs this)
   PYTEST_ARGS     passed to pytest (e.g. -k depth, -x)
 USAGE
 }
@@ -33,26 +34,51 @@ case "$distro" in kilted|jazzy|core|system) ;; *) echo "test.sh: unknown distro 
 if [ "$all" = 1 ]; then
   # Each run in a fresh process that starts from this shell's environment minus any venv or
   # workspace of this checkout (VLM3_ROOT=... source distro.sh's vlm3_forget_checkouts).
-  summary=(); failed=0
-  for d in kilted jazzy core; do
-    echo "[test --all] ===== ${d} ====="
-    start=$SECONDS
-    set +e
+  clean_run() {  # clean_run DISTRO COMMAND...: COMMAND with only DISTRO's environment
+    local d="$1"; shift
     (VLM3_ROOT="$root" VLM3_DISTRO="$d"; export VLM3_ROOT VLM3_DISTRO
      # shellcheck disable=SC1091
      source "$root/scripts/distro.sh"; vlm3_forget_checkouts
      # --all tests the wheels and the bare core: a sourced ROS 2 install must not leak in
      unset ROS_DISTRO ROS_VERSION ROS_PYTHON_VERSION PYTHONPATH AMENT_PREFIX_PATH CMAKE_PREFIX_PATH \
            COLCON_PREFIX_PATH
-     exec "$root/scripts/test.sh" --distro "$d" "$@")
-    rc=$?
+     exec "$@")
+  }
+  # Why in the background: pip spends most of its time waiting on downloads and the disk (three
+  # installs at once take about as long as the slowest one), so Jazzy's and the core's packages
+  # install while Kilted sets up and tests; each waits for its own before it builds and tests.
+  logs="$root/.cache/test-all"
+  mkdir -p "$logs"
+  declare -A install_pid=()
+  trap 'kill "${install_pid[@]}" 2>/dev/null || true' INT TERM
+  for d in jazzy core; do
+    clean_run "$d" "$root/scripts/setup.sh" --distro "$d" --packages-only >"$logs/packages-$d.log" 2>&1 &
+    install_pid[$d]=$!
+  done
+  summary=(); failed=0
+  for d in kilted jazzy core; do
+    echo "[test --all] ===== ${d} ====="
+    start=$SECONDS
+    set +e
+    rc=0
+    if [ -n "${install_pid[$d]:-}" ]; then
+      wait "${install_pid[$d]}"
+      rc=$?
+      cat "$logs/packages-$d.log"
+      [ "$rc" = 0 ] || echo "[test --all] installing the ${d} packages failed (log above)" >&2
+    fi
+    if [ "$rc" = 0 ]; then
+      clean_run "$d" "$root/scripts/test.sh" --distro "$d" "$@"
+      rc=$?
+    fi
     set -e
     secs=$((SECONDS - start))
     if [ "$rc" = 0 ]; then verdict=passed; else verdict="FAILED (exit $rc)"; failed=1; fi
     summary+=("$(printf '  %-7s %s in %dm%02ds' "$d" "$verdict" $((secs / 60)) $((secs % 60)))")
   done
   echo "[test --all] summary (kilted: whole suite, CPython 3.11; jazzy: whole suite, CPython 3.12;" \
-       "core: test/unit + test/model, CPython 3.10, no ROS 2):"
+       "core: test/unit + test/model, CPython 3.10, no ROS 2; jazzy's and core's packages installed" \
+       "during kilted's run):"
   printf '%s\n' "${summary[@]}"
   exit "$failed"
 fi
