@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def node_config(a: argparse.Namespace, mode: str):
-    """The node's configuration for this run (the same parameters a robot sets)."""
+def node_config(a: argparse.Namespace, mode: str, extra: dict | None = None):
+    """The node's configuration for this run (the same parameters a robot sets, plus ``extra``)."""
     from vlm3_ros.params.config import build_config
 
     return build_config({"backend": "transformers", "enabled_tasks": ["depth"], "vo.enabled": False,
                          "sparse_depth.rate_hz": 0.0, "model.depth_path": str(a.checkpoint), "model.device": a.device,
                          "model.dtype": a.dtype, "model.engine_mode": "naive" if mode == "naive" else "engine",
                          "model.batch_size": a.batch_size, "model.prefix_cache_mb": 0.0,
-                         "max_points_per_request": 4096, "max_new_tokens.depth": a.answer_tokens})
+                         "max_points_per_request": 4096, "max_new_tokens.depth": a.answer_tokens, **(extra or {})})
 
 
 def build_backend(a: argparse.Namespace, mode: str):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the time between a camera frame and a GetDepth reply goes, stage by stage, with the image
-processing on the model's device (ours) and through the checkpoint's PIL processor (the naive
-way) side by side in one run, for 1, 8, 64 and 256 depth points on the bundled TUM frames.
+processing on the model's device (ours), the same with one resampling straight to the model's grid
+(``once``: parameter resample_once) and through the checkpoint's PIL processor (the naive way) side
+by side in one run, for 1, 8, 64 and 256 depth points on the bundled TUM frames.
 
   python bench/latency.py                                   # CPU, tiny offline checkpoint (untrained)
   python bench/latency.py --arch 4b --device cuda --dtype bfloat16   # true Qwen3-VL-4B shape, random weights
@@ -34,6 +35,10 @@ STAGE_FIELDS = ("queue_s", "preprocess_s", "image_s", "prefill_s", "decode_s", "
 COLUMNS = ("decode_cb", "queue", "unify", "image", "prefill", "decode", "parse", "convert", "cloud")
 
 
+# image path -> (model.image_processing, resample_once)
+PATHS = {"device": ("device", False), "once": ("device", True), "pil": ("pil", False)}
+
+
 def backends(a: argparse.Namespace) -> dict:
     """One backend per image path, sharing one model."""
     import dataclasses
@@ -45,19 +50,19 @@ def backends(a: argparse.Namespace) -> dict:
     first = build_backend(a, "engine")
     out = {}
     for path in a.paths.split(","):
-        cfg = dataclasses.replace(first.cfg, image_processing=path)
+        cfg = dataclasses.replace(first.cfg, image_processing=PATHS[path][0])
         out[path] = TransformersBackend(cfg, model=first.model, processor=first.processor)
     return out
 
 
-def serving_core(a: argparse.Namespace, backend):
+def serving_core(a: argparse.Namespace, backend, path: str):
     """The node's serving core on ``backend``, configured from the node's parameters."""
     from engine_bench import node_config
 
     from vlm3_ros.params.mapping import pipeline_settings, serving_settings
     from vlm3_ros.serving.core import PerceptionCore
 
-    cfg = node_config(a, "engine")
+    cfg = node_config(a, "engine", {"resample_once": PATHS[path][1]})
     core = PerceptionCore()
     if not core.configure(serving_settings(cfg), pipeline_settings(cfg), lambda: {"depth": backend}):
         raise RuntimeError("core did not configure")
@@ -140,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--points", default="1,8,64,256")
-    p.add_argument("--paths", default="device,pil", help="image processing paths to compare")
+    p.add_argument("--paths", default="device,once,pil",
+                   help=f"image processing paths to compare, of {sorted(PATHS)}")
     p.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after 1 warm-up)")
     p.add_argument("--answer-tokens", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=64)
@@ -154,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     from vlm3_ros.inference.assets import make_test_checkpoint
 
     make_test_checkpoint(a.checkpoint)
-    cores = {path: serving_core(a, backend) for path, backend in backends(a).items()}
+    if not set(a.paths.split(",")) <= set(PATHS):
+        p.error(f"--paths: each of {sorted(PATHS)}")
+    cores = {path: serving_core(a, backend, path) for path, backend in backends(a).items()}
     jobs = [(pts, path) for pts in (int(x) for x in a.points.split(",")) for path in cores]
     rows = []
     for i, (pts, path) in enumerate(tqdm(jobs, desc="latency", unit="config")):
@@ -176,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     md = [f"# Latency by stage ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of {a.frames} frames, "
           "ms)", "", f"Machine: {meta['machine']}. Command: `{meta['command']}`.", "",
           "Stages: docs/engine.md. `outside the model` = all but prefill and decode. `image path`: device = "
-          "vlm3_ros.inference.image_processing (ours), pil = the checkpoint's processor (the naive way).", "",
+          "vlm3_ros.inference.image_processing (ours); once = the same, the unified view rendered straight at the "
+          "model's grid (resample_once: one resampling, so `unify` holds the only resize and `image` none); pil = "
+          "the checkpoint's processor (the naive way).", "",
           head, "|" + "---|" * 14]
     for r in rows:
         cells = [f"{r[c] * 1e3:.2f}" for c in COLUMNS]

@@ -17,10 +17,12 @@ from vlm3_ros.contract import timing
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Question
 from vlm3_ros.geometry.camera import CameraModel
+from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.unify import plan, render
 from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, smart_resize
 from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend, load_processor
 from vlm3_ros.readers.tum import TumSequence
+from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
 from vlm3_ros.tasks.registry import TASKS
 
 pytestmark = pytest.mark.model
@@ -130,3 +132,28 @@ def test_engine_books_image_prefill_and_decode(backends, frames) -> None:
         dev.answer(qs)
     assert set(clock.seconds) == {"image", "prefill", "decode"}
     assert all(v > 0 for v in clock.seconds.values())
+
+
+def test_resampling_once_gives_the_processor_the_grid_and_the_same_tokens(backends) -> None:
+    """resample_once: the pipeline renders each task's view straight at the backend's grid, so the
+    processor resizes nothing and the model gets the same grid, token ids and layout as from the
+    unified image (pixel values: one interpolation instead of two; test/unit/tasks/test_resample_once.py)."""
+    dev, pil = backends
+    seq = TumSequence()
+    frame = Frame(seq.frames[0].rgb(), CameraModel.from_camera_info(seq.camera_info), 1, "cam")
+    once = Pipeline({t: dev for t in ("depth", "pose", "corr")}, PipelineSettings(resample_once=True))
+    twice = Pipeline({t: dev for t in ("depth", "pose", "corr")})
+    for task in ("depth", "pose", "corr"):
+        (view, img_once), (_, img_unified) = once.unified(task, frame), twice.unified(task, frame)
+        size = pil.processor.image_processor.size
+        gh, gw = hf_smart_resize(view.height, view.width, 32, size["shortest_edge"], size["longest_edge"])
+        assert dev.model_image_size(view.width, view.height) == pil.model_image_size(view.width, view.height)
+        assert img_once.shape == (gh, gw, 3), task
+        assert tuple(dev.image_processor.resize(img_once).shape) == img_once.shape   # nothing left to resize
+        text = dev.chat_text(Question(task, (img_once,), P.render_depth(500, 500)))
+        a, b = dev._inputs(text, (img_once,)), dev._inputs(text, (img_unified,))
+        for name in ("input_ids", "image_grid_thw", "mm_token_type_ids"):
+            assert a[name].tolist() == b[name].tolist(), (task, name)
+        level = 2 / 255   # one grey level after rescale and normalise (std 0.5)
+        mean = float((a["pixel_values"] - b["pixel_values"]).abs().mean()) / level
+        assert mean < 0.5, (task, mean)   # under half a grey level on average (corr: 0, its grid is exact)

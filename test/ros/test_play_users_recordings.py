@@ -69,9 +69,13 @@ def test_play_and_node_on_a_realsense_bag(rclpy_context, recordings, tmp_path, c
         assert c.wait(20)
         r = c.call(c.depth, GetDepth.Request(frame=FrameSelector(), pixels=[Pixel(x=320.0, y=240.0)]))
         assert r.success, r.message
-        reader = BagReader(bag, topics)
-        last = max(reader.depth_images().items())[1].depth_m()
-        want = float(last[240, 320])
+        # the frame the node answered on (its latest: the bag's last unless the node dropped it
+        # under load), by the stamp the reply names; one loop keeps the recorded stamps
+        stamp = r.header.stamp.sec * 10**9 + r.header.stamp.nanosec
+        depths = BagReader(bag, topics).depth_images()
+        nearest = min(depths, key=lambda s: abs(s - stamp))
+        assert abs(nearest - stamp) < 50_000_000, (stamp, sorted(depths))
+        want = float(depths[nearest].depth_m()[240, 320])
         assert r.depth[0] == pytest.approx(want, rel=0.02)
     finally:
         n.destroy_node()

@@ -70,3 +70,7 @@ class Backend(Protocol):
     def answer(self, questions: Sequence[Question]) -> list[Answer]: ...
 
     def close(self) -> None: ...
+
+    # Optional: ``model_image_size(width, height) -> (width, height)``, the size the backend's image
+    # processor resizes an image of that size to (a local checkpoint's patch grid). With it the
+    # pipeline can render once, straight at that size (PipelineSettings.resample_once).

@@ -154,12 +154,17 @@ def plan(camera: CameraModel, config: UnifyConfig) -> UnifiedView:
                        rectified=rectify, clamped=clamped)
 
 
-def render(image: np.ndarray, view: UnifiedView, interpolation: str = "auto") -> np.ndarray:
-    """Produce the unified image (H', W', C) that the model sees."""
+def render(image: np.ndarray, view: UnifiedView, interpolation: str = "auto",
+           size: tuple[int, int] | None = None) -> np.ndarray:
+    """Produce the unified image (H', W', C) that the model sees. ``size`` (width, height), when
+    given, renders the same view straight at another size, in one resampling: the model's input
+    grid (``resample_once``, docs/geometry.md). Text coordinates are normalised to the image, so a
+    pixel's coordinate is the same at either size."""
     view.camera.check_image_size(image.shape[1], image.shape[0])
     src = view.camera.undistort_image(image) if view.rectified else image
+    width, height = size or (view.width, view.height)
     if interpolation == "auto":
-        flag = cv2.INTER_AREA if view.width < src.shape[1] else cv2.INTER_CUBIC
+        flag = cv2.INTER_AREA if width < src.shape[1] else cv2.INTER_CUBIC
     else:
         flag = INTERPOLATIONS[interpolation]
-    return cv2.resize(src, (view.width, view.height), interpolation=flag)
+    return cv2.resize(src, (width, height), interpolation=flag)

@@ -344,6 +344,14 @@ class TransformersBackend:
                 out[i] = a
         return [a for a in out if a is not None]
 
+    def model_image_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) the checkpoint's processor resizes a ``width`` x ``height`` image to: its
+        patch grid (both image paths use it). The pipeline renders straight at it when resampling once."""
+        params = (self.image_processor.params if self.image_processor is not None
+                  else ProcessorParams.of(self.processor.image_processor))
+        gh, gw = params.grid_size(height, width)
+        return gw, gh
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

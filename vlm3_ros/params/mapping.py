@@ -48,7 +48,8 @@ def pipeline_settings(cfg: NodeConfig) -> PipelineSettings:
              for name, spec in TASKS.items()}
     return PipelineSettings(unify=unify, prompts=load_prompts(cfg["prompts_file"]),
                             max_new_tokens={name: cfg[spec.tokens_param] for name, spec in TASKS.items()},
-                            model_depth_type=cfg["model.depth_type"], max_points=cfg["max_points_per_request"])
+                            model_depth_type=cfg["model.depth_type"], max_points=cfg["max_points_per_request"],
+                            resample_once=cfg["resample_once"])
 
 
 def api_key(cfg: NodeConfig) -> str | None:

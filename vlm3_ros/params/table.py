@@ -114,6 +114,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("max_long_edge", 2560, "cap of the unified image's long edge; the target focal is clamped beyond it",
        64, 16384),
     _P("interpolation", "auto", "resize interpolation", choices=("auto", *sorted(INTERPOLATIONS))),
+    _P("resample_once", False, "local models: render the unified view straight at the checkpoint processor's patch "
+       "grid (one resampling instead of two; same size and intrinsics, slightly sharper pixels than the "
+       "processor's own second resize, which the checkpoints were trained with)"),
     # requests
     _P("max_points_per_request", 256, "most pixels in one GetDepth / FindCorrespondence request", 1, 4096),
     _P("max_regions_per_request", 16, "most regions in one ObjectQuery", 1, 256),

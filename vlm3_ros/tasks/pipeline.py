@@ -32,6 +32,9 @@ class PipelineSettings:
     model_depth_type: DepthType = "range"
     max_points: int = 256
     render_cache: int = 16
+    # render straight at the backend's input grid (one resampling instead of unify + the
+    # processor's resize; same size and intrinsics): backends that say their grid (model_image_size)
+    resample_once: bool = False
 
 
 class Pipeline:
@@ -61,12 +64,20 @@ class Pipeline:
                 return hit
         cfg = self.settings.unify[task]
         view = plan(frame.camera, cfg)
-        img = render(frame.image, view, cfg.interpolation)
+        img = render(frame.image, view, cfg.interpolation, self._model_size(task, view))
         with self._lock:
             self._renders[key] = (view, img)
             while len(self._renders) > self.settings.render_cache:
                 self._renders.popitem(last=False)
         return view, img
+
+    def _model_size(self, task: str, view: UnifiedView) -> tuple[int, int] | None:
+        """(width, height) to render ``view`` at when resampling once: the size the task's backend
+        resizes the unified image to (None: the unified size, then the backend's own resize)."""
+        if not self.settings.resample_once:
+            return None
+        size_of = getattr(self.backends.get(task), "model_image_size", None)
+        return size_of(view.width, view.height) if size_of is not None else None
 
     def depth(self, frame: Frame, pixels: np.ndarray, depth_type: DepthType = "z_depth") -> depth.DepthResult:
         return _parsed(depth.run(self, frame, pixels, depth_type))
