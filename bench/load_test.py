@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     md = [f"# load test ({a.backend}, {source} frames): {a.clients} clients x {a.requests} requests, camera "
           f"{a.rate} Hz, {a.runs} run(s)", "", f"Machine: {meta['machine']}, {meta['cpu_count']} cores. Command: "
           f"`python bench/load_test.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-          "| run | requests | answered | statuses | p50 ms | p99 ms | frames published | received | dropped | "
-          "RSS start / max / end MiB | RSS by quarter MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| run | requests | answered | statuses | p50 ms | p99 ms | frames published | received | "
+          "dropped | RSS start / max / end MiB | RSS by quarter MiB |", "|" + "---|" * 11]
     for k, s in enumerate(runs, 1):
         lat = s["latency"]
         md.append(f"| {k} | {s['requests']} | {s['answered']} | {s['statuses']} | "
@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['frames_published']} | {s['frames_received_by_node']} | {s['frames_dropped']} | "
                   f"{s['rss_start_mib']:.0f} / {s['rss_max_mib']:.0f} / {s['rss_end_mib']:.0f} | "
                   f"{' / '.join(f'{v:.0f}' for v in s['rss_quarters_mib'])} |")
-    md += ["", "Success share (OK / requests) and the node's time per stage over all runs' answered, non-BUSY "
+    md += ["", "Clients call back to back (no pause between a reply and the next request), so with N clients "
+           "a request waits behind up to N-1 others (in the node's queue, its executor and DDS, all sharing the "
+           "machine with the clients): the round trip grows with N; `--clients 1` gives the single request's.", "",
+           "Success share (OK / requests) and the node's time per stage over all runs' answered, non-BUSY "
            "requests (from each response's `Timing`; docs/engine.md): p50 / p99 ms.", ""]
     for k, s in enumerate(runs, 1):
         ok = s["statuses"].get("OK", 0)
