@@ -96,9 +96,9 @@ step() {  # name, limit in seconds, command...
   else echo "[gpu_check] $name FAILED or timed out (exit $?) after $((SECONDS - t0))s"; fi
 }
 step engine 240 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
-  --points "$points" --naive-max-points 8 --frames "$frames" --out "$res"
+  --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
-  --frames "$lat_frames" --out "$res"
+  --frames "$lat_frames" --batch-size 256 --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
   --steps "$frames" --out "$res"
 if [ -n "$out" ]; then

@@ -7,6 +7,8 @@ every 0.5 s), repeated --runs times (a fresh node each). Writes bench/results/<n
   python bench/load_test.py --backend ground_truth --clients 16 --requests 20 --runs 3
       # the bundled bag's frames (their ground truth exists), pixels with depth: the success path
   python bench/load_test.py --clients 8 --requests 100          # tiny untrained checkpoint, CPU
+  python bench/load_test.py --backend toy --clients 8 --requests 10 --runs 3
+      # the TOY demo model (not VLM3) on the bag's frames: answers that parse, the model's success path
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("tiny", "ground_truth"), default="tiny")
+    p.add_argument("--backend", choices=("tiny", "toy", "ground_truth"), default="tiny")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--requests", type=int, default=100, help="requests per client")
     p.add_argument("--points", type=int, default=4, help="pixels per request")
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="", help="results file name (default load_<backend>_<clients>x<requests>)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
-    source = a.source or ("bag" if a.backend == "ground_truth" else "tum")
+    source = a.source or ("tum" if a.backend == "tiny" else "bag")
     name = a.name or f"load_{a.backend}_{a.clients}x{a.requests}"
     from vlm3_ros.tools import ros_env
 
@@ -52,10 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ["--ros-args", "-p", "image_topic:=/camera/rgb/image_color", "-p",
             "camera_info_topic:=/camera/rgb/camera_info", "-p", "vo.enabled:=false", "-p", "sparse_depth.rate_hz:=0.0",
             "-p", f"inference_queue_size:={a.queue}", "-p", "frame_cache_size:=60"]
-    if a.backend == "tiny":
-        ckpt = make_test_checkpoint(ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
+    if a.backend in ("tiny", "toy"):
+        if a.backend == "tiny":
+            ckpt, tokens = make_test_checkpoint(ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl"), 16
+        else:   # the TOY demo model (vlm3-ros make-demo-model): trained here on the bag, not VLM3
+            from vlm3_ros.tools.demo_model import default_dir
+            from vlm3_ros.training import toy
+
+            ckpt, tokens = toy.build(default_dir(), ros_env.cache_dir()), 48
         args += ["-p", "backend:=transformers", "-p", "model.device:=cpu", "-p", "enabled_tasks:=[depth]",
-                 "-p", f"model.depth_path:={ckpt}", "-p", "max_new_tokens.depth:=16"]
+                 "-p", f"model.depth_path:={ckpt}", "-p", f"max_new_tokens.depth:={tokens}"]
     else:
         args += ["-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
                  "-p", "enabled_tasks:=[depth]"]

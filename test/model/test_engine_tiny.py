@@ -287,3 +287,26 @@ def test_own_greedy_loop_equals_transformers_generate(tiny_checkpoint: Path, bac
         via_generate.close()
         for f in forced:
             f.close()
+
+
+def test_vocabulary_sliced_greedy_token_equals_the_full_logits(tiny_checkpoint: Path) -> None:
+    """From lm_head.MIN_ROWS rows the CPU greedy loop takes the next token from vocabulary slices
+    (inference/lm_head.py): the same tokens as argmax over the full logits, also with the
+    benchmark's forced lengths (eos banned inside the slices)."""
+    from vlm3_ros.inference import lm_head
+
+    rows = lm_head.MIN_ROWS + 8
+    made = {(s, m): TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=rows,
+                                                         prefix_cache_mb=0, sliced_argmax=s, min_new_tokens=m))
+            for s in (True, False) for m in (0, 5)}
+    try:
+        assert lm_head.sliceable(made[(True, 0)].model.lm_head)   # the tiny model's layer is sliced
+        qs = depth_questions("sliced", frames()[1], rows, 5)
+        for m in (0, 5):
+            a, b = made[(True, m)].answer(qs), made[(False, m)].answer(qs)
+            assert [x.text for x in a] == [y.text for y in b], m
+            assert [x.generated_tokens for x in a] == [y.generated_tokens for y in b], m
+            assert len({x.text for x in a}) > 1, "answers do not vary: the comparison would not see a difference"
+    finally:
+        for backend in made.values():
+            backend.close()

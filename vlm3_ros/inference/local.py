@@ -39,6 +39,7 @@ from vlm3_ros.contract import cancel
 from vlm3_ros.contract.prompts import PromptError, check_user_text
 from vlm3_ros.contract.question import Answer, BackendError, Question
 from vlm3_ros.contract.timing import stage
+from vlm3_ros.inference import lm_head
 from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, expand_image_tokens
 
 LOG = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class LocalModelConfig:
     prefix_cache_mb: float = 512.0         # prefilled image prefixes kept for reuse (LRU by bytes; 0 = off)
     shared_prefix_attention: bool = True   # engine: rows share one prefix KV (no per-row copy); False: replicate
     greedy_loop: bool = True               # engine: own greedy decode loop; False: transformers' generate
+    sliced_argmax: bool = True             # greedy loop on a CPU: next token from vocabulary slices (lm_head.py)
 
     def validate(self) -> None:
         if not self.path:
@@ -553,12 +555,23 @@ class TransformersBackend:
         unfinished = torch.ones(B, dtype=torch.bool, device=ids.device)
         step_ids, step_pos = ids[:, P:], pos[:, P:]
         out = [ids]
+        # CPU: the output layer and argmax in vocabulary slices (the same tokens, no full logits)
+        sliced = (self.cfg.sliced_argmax and ids.device.type == "cpu" and B >= lm_head.MIN_ROWS
+                  and lm_head.sliceable(self.model.lm_head))
         for t in range(max_new):
-            logits = self.model(input_ids=step_ids, attention_mask=mask, position_ids=(step_pos + rope_deltas)[None],
-                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
-            if t < hold:   # benchmarks on random weights: no end of turn before the forced length
-                logits[:, eos] = float("-inf")
-            nxt = logits.argmax(-1)
+            # benchmarks on random weights: no end of turn before the forced length
+            banned = eos if t < hold else eos[:0]
+            if sliced:
+                hidden = self.model.model(input_ids=step_ids, attention_mask=mask,
+                                          position_ids=(step_pos + rope_deltas)[None], past_key_values=cache,
+                                          use_cache=True).last_hidden_state[:, -1, :]
+                nxt = lm_head.greedy_tokens(hidden, self.model.lm_head.weight, banned)
+            else:
+                logits = self.model(input_ids=step_ids, attention_mask=mask,
+                                    position_ids=(step_pos + rope_deltas)[None], past_key_values=cache,
+                                    use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                logits[:, banned] = float("-inf")
+                nxt = logits.argmax(-1)
             nxt = torch.where(unfinished, nxt, torch.full_like(nxt, self.pad_id))
             out.append(nxt[:, None])
             unfinished &= ~torch.isin(nxt, eos)
