@@ -39,7 +39,7 @@ from vlm3_ros.contract import cancel
 from vlm3_ros.contract.prompts import PromptError, check_user_text
 from vlm3_ros.contract.question import Answer, BackendError, Question
 from vlm3_ros.contract.timing import stage
-from vlm3_ros.inference import lm_head
+from vlm3_ros.inference import lm_head, memory
 from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, expand_image_tokens
 
 LOG = logging.getLogger(__name__)
@@ -313,13 +313,17 @@ class TransformersBackend:
         self.stats = {"prefills": 0, "generate_calls": 0, "decode_steps": 0, "questions": 0, "prefix_hits": 0,
                       "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
-        self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...]]] = OrderedDict()
+        # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
+        self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...], int]] = OrderedDict()
         self._prefix_bytes = 0
         self.image_processor = self._device_image_processor()
         self._shared_prefix = False
         if cfg.mode == "engine" and cfg.shared_prefix_attention:
             self._shared_prefix = self._use_shared_prefix_attention()
         self._sync = _torch().cuda.synchronize if self.device.type == "cuda" else None
+        if self.device.type == "cpu":
+            # a long-running CPU model with a prefix cache otherwise grows RSS far beyond what it keeps
+            memory.return_large_buffers()
 
     # ------------------------------------------------------------------ public
     def answer(self, questions: Sequence[Question]) -> list[Answer]:
@@ -510,7 +514,7 @@ class TransformersBackend:
         budget = int(self.cfg.prefix_cache_mb * 2**20)
         hit = self._prefixes.get(q.images_key)
         if hit is not None:
-            prefix, prefix_text, images = hit
+            prefix, prefix_text, images, _ = hit
             same = len(images) == len(q.images) and all(
                 a is b or (a.shape == b.shape and np.array_equal(a, b)) for a, b in zip(images, q.images, strict=True))
             if same and self.chat_text(q).startswith(prefix_text):
@@ -521,9 +525,9 @@ class TransformersBackend:
         prefix, prefix_text = self._prefill(q)
         if budget:
             self._drop_prefix(q.images_key)
-            size = _cache_bytes(prefix.cache)
+            size = _cache_bytes(prefix.cache) + sum(int(im.nbytes) for im in q.images)
             if size <= budget:
-                self._prefixes[q.images_key] = (prefix, prefix_text, tuple(q.images))
+                self._prefixes[q.images_key] = (prefix, prefix_text, tuple(q.images), size)
                 self._prefix_bytes += size
                 while self._prefix_bytes > budget:
                     self._drop_prefix(next(iter(self._prefixes)))
@@ -534,7 +538,7 @@ class TransformersBackend:
     def _drop_prefix(self, key: Hashable) -> None:
         old = self._prefixes.pop(key, None)
         if old is not None:
-            self._prefix_bytes -= _cache_bytes(old[0].cache)
+            self._prefix_bytes -= old[3]
 
     def _greedy(self, ids: Any, mask: Any, P: int, cache: Any, rope_deltas: Any, max_new: int,
                 batch: Sequence[Question]) -> Any:

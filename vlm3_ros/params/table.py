@@ -85,7 +85,8 @@ PARAMS: tuple[ParamSpec, ...] = (
        choices=("engine", "naive")),
     _P("model.batch_size", 32, "questions per batched generate in engine mode", 1, 1024),
     _P("model.prefix_cache_mb", 512.0, "prefilled image prefixes (the frame's KV after vision encode + prefill) kept "
-       "for reuse by later requests, the sparse-depth producer and VO on the same frame; LRU by bytes, 0 = off",
+       "for reuse by later requests, the sparse-depth producer and VO on the same frame; LRU by bytes (the KV "
+       "and the frame's image), 0 = off",
        0.0, 1e6),
     _P("model.image_processing", "device", "device: the checkpoint processor's resize/normalise/patchify on the "
        "model's device from the uint8 image; pil: the checkpoint's own (CPU, PIL) processor, the reference",
