@@ -560,8 +560,9 @@ class TransformersBackend:
         step_ids, step_pos = ids[:, P:], pos[:, P:]
         out = [ids]
         # CPU: the output layer and argmax in vocabulary slices (the same tokens, no full logits)
-        sliced = (self.cfg.sliced_argmax and ids.device.type == "cpu" and B >= lm_head.MIN_ROWS
-                  and lm_head.sliceable(self.model.lm_head))
+        head = (lm_head.head_for(self.model.lm_head.weight) if self.cfg.sliced_argmax and ids.device.type == "cpu"
+                and lm_head.sliceable(self.model.lm_head) else None)
+        sliced = head is not None and head.min_rows <= B
         for t in range(max_new):
             # benchmarks on random weights: no end of turn before the forced length
             banned = eos if t < hold else eos[:0]
@@ -569,7 +570,7 @@ class TransformersBackend:
                 hidden = self.model.model(input_ids=step_ids, attention_mask=mask,
                                           position_ids=(step_pos + rope_deltas)[None], past_key_values=cache,
                                           use_cache=True).last_hidden_state[:, -1, :]
-                nxt = lm_head.greedy_tokens(hidden, self.model.lm_head.weight, banned)
+                nxt = head(hidden, banned)
             else:
                 logits = self.model(input_ids=step_ids, attention_mask=mask,
                                     position_ids=(step_pos + rope_deltas)[None], past_key_values=cache,

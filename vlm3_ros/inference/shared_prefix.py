@@ -4,10 +4,11 @@ The engine's batch is B questions on one frame: every row is ``[prefix][padding]
 with the same prefix (the image tokens, ~1.1k). Replicating the prefix's KV per row costs
 B x (prefix KV) of memory and, with a concatenating cache, that much memory traffic per decode
 step. Here each text layer's cache keeps the prefix once (batch 1) and only the rows' own tokens
-(padding, question, answer) per row; the attention of a row's queries is computed over both parts
-with one softmax (the scores of the two parts side by side, one max, one normaliser), so the
-result is the same attention as over the concatenated keys. The prefix is read through a
-(KV heads, rows x queries, head dim) matmul: once per step, not once per row.
+(padding, question, answer) per row; the attention of a row's queries is computed over each part
+and the two combined exactly by their log-sum-exps (cascade attention), so the result is the
+same attention as over the concatenated keys. The prefix is read with all rows' queries folded
+into one (KV heads, rows x queries, head dim) batch: once per step, not once per row; on a CPU
+by PyTorch's fused flash kernel, which never writes the (rows x prefix) scores.
 
 Plugged in through transformers' attention registries (``AttentionInterface`` and
 ``AttentionMaskInterface``, name :data:`NAME`), so the model code stays the library's: layers
@@ -117,7 +118,7 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     pk, pv = layer.prefix_keys, layer.prefix_values              # (1, Hkv, P, d)
-    b, h, q, d = query.shape
+    b, _, q, d = query.shape
     if torch.is_grad_enabled() and (query.requires_grad or pk.requires_grad):
         # training (vlm3_ros.training.objective): the prefix broadcast to the rows as a view and
         # one fused SDPA call, whose kernel neither materialises the (rows x queries x prefix)
@@ -131,35 +132,70 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
             mask = torch.ones(q, pk.shape[2] + t, dtype=torch.bool, device=query.device)
             mask[:, pk.shape[2]:] = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
         return sdpa_attention_forward(module, query, k_all, v_all, mask, dropout=dropout, scaling=scaling, **kwargs)
+    scale = scaling if scaling is not None else d ** -0.5
+    m = attention_mask[:, :, -q:, :] if attention_mask is not None else None   # (B, 1, q, P + T)
+    return _rows_attention(query, key, value, m, pk, pv, scale), None
+
+
+def _prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor,
+                      scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of the folded queries (Hkv, N, d) over the prefix alone: the output (Hkv, N, d)
+    and the log-sum-exp of each query's scaled scores (Hkv, N, 1), float32.
+
+    On a CPU, PyTorch's fused flash-attention kernel, which returns the log-sum-exp and never
+    writes the (N x P) scores: for the question prefill of 256 rows x 86 tokens of the tiny model
+    those are 400 MB per layer, and the kernel halves that attention's time (docs/engine.md).
+    Elsewhere (CUDA, builds without the op) the scores are materialised once, softmaxed in place."""
+    if q_fold.device.type == "cpu" and _CPU_FLASH is not None:
+        o, lse = _CPU_FLASH(q_fold[None], pk, pv, scale=scale)[:2]
+        return o[0], lse[0].unsqueeze(-1).float()
+    s = torch.matmul(q_fold * scale, pk[0].transpose(-1, -2))             # (Hkv, N, P)
+    top = s.amax(-1, keepdim=True)
+    s.sub_(top).exp_()
+    z = s.sum(-1, keepdim=True)
+    return torch.matmul(s, pv[0]) / z, (z.log() + top).float()
+
+
+# the fused CPU kernel with its log-sum-exp (PyTorch >= 2.2; None where a build lacks it)
+_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, m: torch.Tensor | None,
+                    pk: torch.Tensor, pv: torch.Tensor, scale: float) -> torch.Tensor:
+    """Inference attention of the rows' ``query`` (B, H, q, d) over the prefix ``pk``/``pv``
+    (1, Hkv, P, d) and their own ``key``/``value`` (B, Hkv, T, d); ``m``: the additive mask's
+    (B, 1, q, P + T) or None. Returns (B, q, H, d), contiguous.
+
+    The two parts are combined exactly by their log-sum-exps (cascade attention): with the prefix
+    part's output o_p and log-sum-exp l_p and the own scores s, the result is
+    (o_p exp(l_p - c) + exp(s - c) V) / (exp(l_p - c) + sum exp(s - c)), c the larger maximum."""
+    b, h, q, d = query.shape
     hkv, p = pk.shape[1], pk.shape[2]
     g = h // hkv
-    scale = scaling if scaling is not None else d ** -0.5
     qg = query.reshape(b, hkv, g, q, d)
-    # prefix scores: every row's queries against the one prefix, folded into one matmul per KV head;
-    # the scale goes on the queries (the smaller tensor). The prefix part of the mask is not added:
-    # the engine's rows are [prefix][padding][question], so every row sees the whole prefix (the
-    # padding lies in the rows' own part).
-    q_fold = (qg * scale).permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, d)
-    s_pre = torch.matmul(q_fold, pk[0].transpose(-1, -2))                 # (Hkv, B*g*q, P), contiguous
-    pre5 = s_pre.view(hkv, b, g, q, p)
-    s_own = torch.matmul(qg * scale, key.unsqueeze(2).transpose(-1, -2))  # (B, Hkv, g, q, T)
+    # the prefix: every row's queries folded into one (KV head, rows x queries) batch, so the prefix
+    # is read once per step, not once per row. Its part of the mask is not added: the engine's
+    # rows are [prefix][padding][question], so every row sees the whole prefix (the padding lies
+    # in the rows' own part).
+    q_fold = qg.permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, d)
+    o_pre, lse_pre = _prefix_attention(q_fold, pk, pv, scale)
+    o_pre = o_pre.view(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)              # (B, Hkv, g, q, d)
+    lse_pre = lse_pre.view(hkv, b, g, q, 1).permute(1, 0, 2, 3, 4)
+    # the rows' own tokens (question and answer, T of them, few): scores in float32
+    s_own = torch.matmul(qg * scale, key.unsqueeze(2).transpose(-1, -2)).float()   # (B, Hkv, g, q, T)
     t = key.shape[2]
-    if attention_mask is not None:
-        m = attention_mask[:, :, -q:, :]                                   # (B, 1, q, P + T)
-        s_own = s_own + m[..., p:p + t].unsqueeze(2)
+    if m is not None:
+        s_own = s_own + m[..., p:p + t].unsqueeze(2).float()
     else:  # no padding anywhere: causal within the rows' own tokens, the prefix fully visible
         causal = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
         s_own = s_own.masked_fill(~causal, torch.finfo(s_own.dtype).min)
-    top = torch.maximum(pre5.amax(-1, keepdim=True).permute(1, 0, 2, 3, 4), s_own.amax(-1, keepdim=True))
-    # one softmax over both parts: exp in place on the prefix scores' own buffer, which then feeds
-    # the value matmul as it is (no permuted copy of the (rows x prefix) scores)
-    pre5.sub_(top.permute(1, 0, 2, 3, 4)).exp_()
+    top = torch.maximum(s_own.amax(-1, keepdim=True), lse_pre)
     e_own = torch.exp(s_own - top)
-    denom = pre5.sum(-1, keepdim=True).permute(1, 0, 2, 3, 4) + e_own.sum(-1, keepdim=True)
-    o_pre = torch.matmul(s_pre, pv[0]).reshape(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)
-    o_own = torch.matmul(e_own, value.unsqueeze(2))                        # (B, Hkv, g, q, d)
-    out = ((o_pre + o_own) / denom).reshape(b, h, q, d)
-    return out.transpose(1, 2).contiguous(), None
+    w_pre = torch.exp(lse_pre - top)
+    denom = e_own.sum(-1, keepdim=True) + w_pre
+    o_own = torch.matmul(e_own, value.unsqueeze(2).float())               # (B, Hkv, g, q, d)
+    out = ((o_pre.float() * w_pre + o_own) / denom).to(query.dtype).reshape(b, h, q, d)
+    return out.transpose(1, 2).contiguous()
 
 
 AttentionInterface.register(NAME, shared_prefix_attention)

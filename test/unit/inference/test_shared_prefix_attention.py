@@ -1,0 +1,75 @@
+"""The shared-prefix attention (vlm3_ros/inference/shared_prefix.py) equals SDPA over the prefix
+replicated per row and concatenated with the rows' own keys: the question prefill with padding,
+a decode step, the unmasked causal case; the prefix part through PyTorch's fused CPU kernel and
+through materialised scores (CUDA's path, builds without the kernel); float32 and bfloat16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from vlm3_ros.inference import shared_prefix as sp
+
+MIN = torch.finfo(torch.float32).min
+
+
+class _Attention(torch.nn.Module):
+    """What the library's attention functions read from a text layer's attention module."""
+
+    layer_idx = 0
+    num_key_value_groups = 2
+    is_causal = True
+
+
+def _case(rows: int, q: int, own: int, pad: int, dtype: torch.dtype, seed: int) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    heads, kv_heads, width, prefix = 4, 2, 16, 37
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(dtype)
+
+    pk, pv = rnd(1, kv_heads, prefix, width), rnd(1, kv_heads, prefix, width)
+    query, key, value = rnd(rows, heads, q, width), rnd(rows, kv_heads, own, width), rnd(rows, kv_heads, own, width)
+    # [prefix][padding][question]: each row's first `pad * row` own positions are padding; causal after
+    mask = torch.zeros(rows, 1, q, prefix + own)
+    mask[..., prefix:] = torch.full((q, own), MIN).triu(own - q + 1)
+    for r in range(rows):
+        mask[r, :, :, prefix:prefix + min(pad * r, own - q)] = MIN
+    return pk, pv, query, key, value, mask.to(dtype)
+
+
+def _reference(pk, pv, query, key, value, mask) -> torch.Tensor:
+    rows = query.shape[0]
+    k = torch.cat([pk.expand(rows, -1, -1, -1), key], dim=2)
+    v = torch.cat([pv.expand(rows, -1, -1, -1), value], dim=2)
+    return sdpa_attention_forward(_Attention(), query, k, v, mask)[0]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("rows, q, own, pad", [(5, 9, 9, 2), (6, 1, 14, 3), (3, 4, 4, 0)])
+def test_equals_sdpa_over_the_replicated_prefix(rows: int, q: int, own: int, pad: int, dtype: torch.dtype,
+                                                tol: float, fused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if fused and sp._CPU_FLASH is None:
+        pytest.skip("this PyTorch build has no fused CPU attention with log-sum-exp")
+    if not fused:
+        monkeypatch.setattr(sp, "_CPU_FLASH", None)
+    pk, pv, query, key, value, mask = _case(rows, q, own, pad, dtype, seed=rows * q + own)
+    cache = sp.shared_prefix_cache(type("C", (), {"layers": [type("L", (), {"keys": pk, "values": pv})()]})(),
+                                   config=None)
+    want = _reference(pk, pv, query, key, value, mask)
+    with torch.inference_mode(), sp.active(cache):
+        got = sp.shared_prefix_attention(_Attention(), query, key, value, mask)[0]
+        unmasked = sp.shared_prefix_attention(_Attention(), query, key, value, None)[0] if not pad else None
+    assert got.shape == want.shape == (rows, q, 4, 16) and got.dtype == dtype
+    torch.testing.assert_close(got.float(), want.float(), atol=tol, rtol=tol)
+    if unmasked is not None:   # no padding: the causal rule alone gives the same attention
+        torch.testing.assert_close(unmasked.float(), want.float(), atol=tol, rtol=tol)
+
+
+def test_layers_without_a_shared_prefix_run_sdpa() -> None:
+    pk, pv, query, key, value, mask = _case(2, 3, 3, 0, torch.float32, seed=1)
+    got = sp.shared_prefix_attention(_Attention(), query, key, value, mask[..., pk.shape[2]:])[0]
+    want = sdpa_attention_forward(_Attention(), query, key, value, mask[..., pk.shape[2]:])[0]
+    assert torch.equal(got, want)
