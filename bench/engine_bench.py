@@ -72,13 +72,14 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
     backend = build_backend(a, mode)
     pipe = Pipeline({"depth": backend}, pipeline_settings(node_config(a, mode)))
     rng = np.random.default_rng(0)
-    times, gen, stages = [], 0, []
+    times, gen, stages, split = [], 0, [], []
     for k in range(a.frames + 1):  # frame 0 warms up
         f = seq.frames[k % len(seq.frames)]
         frame = Frame(f.rgb(), cam, int(f.rgb_stamp * 1e9) + k, "cam")
         px = np.column_stack([rng.uniform(10, 630, points), rng.uniform(10, 470, points)])
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
+        before = dict(backend.stats)
         t = time.perf_counter()
         r = pipe.depth(frame, px, "z_depth")
         if a.device.startswith("cuda"):
@@ -87,19 +88,29 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
             times.append(time.perf_counter() - t)
             gen += r.timings.generated_tokens
             stages.append((r.timings.image_s, r.timings.prefill_s, r.timings.decode_s))
+            # the engine's greedy loop: the questions' prefill and the answer steps after it
+            steps = backend.stats["answer_steps"] - before["answer_steps"]
+            step_s = (backend.stats["answer_steps_s"] - before["answer_steps_s"]) / steps if steps else float("nan")
+            split.append((backend.stats["question_prefill_s"] - before["question_prefill_s"], step_s))
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else None
     image_s, prefill_s, decode_s = (float(np.median(v)) for v in zip(*stages, strict=True))
+    questions_s, step_s = (float(np.median(v)) for v in zip(*split, strict=True))
+    timed_loop = mode != "naive" and not np.isnan(step_s)
     return {"mode": mode, "points": points, "frame_s": float(np.median(times)), "frames": len(times),
             "image_s": image_s, "prefill_s": prefill_s, "decode_s": decode_s,
             # decode time per generated position of the batch (all rows step together)
             "decode_step_ms": decode_s * 1e3 / max(1, a.answer_tokens * -(-points // a.batch_size)),
+            # the decode stage split: the questions' prefill (all batches) and one answer step of a batch
+            "question_prefill_ms": questions_s * 1e3 if timed_loop else None,
+            "answer_step_ms": step_s * 1e3 if timed_loop else None,
             "points_per_s": points / float(np.median(times)), "generated_tokens_per_frame": gen / len(times),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu}
 
 
 def header(modes: list[str]) -> str:
     cols = ["points/frame", *(f"{m} ms/frame" for m in modes), "engine vs naive", "engine vs replicated",
-            *(f"{m} decode step ms" for m in modes if m != "naive"), *(f"{m} peak MiB" for m in modes)]
+            *(f"{m} question prefill ms" for m in modes if m != "naive"),
+            *(f"{m} answer step ms" for m in modes if m != "naive"), *(f"{m} peak MiB" for m in modes)]
     return "| " + " | ".join(cols) + " |"
 
 
@@ -122,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if a._worker:
         print("RESULT " + json.dumps(worker(a, a._worker[0], int(a._worker[1]))))
         return 0
+    from latency import machine
+
     from vlm3_ros.inference.assets import make_test_checkpoint
 
     make_test_checkpoint(a.checkpoint)
@@ -143,18 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
-            "batch_size": a.batch_size, "python": platform.python_version(), "machine": platform.machine(),
+            "batch_size": a.batch_size, "python": platform.python_version(), "machine": machine(),
             "cpu_count": __import__("os").cpu_count()}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     mem = "peak_gpu_mib" if a.device.startswith("cuda") else "peak_rss_mib"
     modes = [m for m in ("engine", "replicated", "naive") if any(r["mode"] == m for r in rows)]
     md = [f"# engine vs replicated vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, "
           f"median of {a.frames} frames)", "",
-          f"Machine: {meta['machine']}, {meta['cpu_count']} cores, Python {meta['python']}. Command: "
+          f"Machine: {meta['machine']}. Command: "
           f"`python bench/engine_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
           "engine: rows attend to one shared prefix KV; replicated: the prefix KV copied per row; naive: one "
-          "generate per question. decode step: decode time per generated position of a batch.", "",
-          header(modes), "|" + "---|" * (3 + 2 * len(modes) + len([m for m in modes if m != "naive"]))]
+          "generate per question. question prefill: the first forward over the batch's questions (after the "
+          "image prefix); answer step: one decode step of a batch after it (one new token per row).", "",
+          header(modes), "|" + "---|" * (3 + 2 * len(modes) + 2 * len([m for m in modes if m != "naive"]))]
     for pts in sorted({r["points"] for r in rows}):
         by = {m: next((r for r in rows if r["points"] == pts and r["mode"] == m), None) for m in modes}
         e, n, rep = by.get("engine"), by.get("naive"), by.get("replicated")
@@ -169,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cells.append("-")
         cells.append(f"{rep['frame_s'] / e['frame_s']:.2f}x" if e and rep else "-")
-        cells += [f"{by[m]['decode_step_ms']:.1f}" if by[m] else "-" for m in modes if m != "naive"]
+        for key in ("question_prefill_ms", "answer_step_ms"):
+            cells += [f"{by[m][key]:.1f}" if by[m] and by[m].get(key) is not None else "-"
+                      for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
         md.append(f"| {pts} | " + " | ".join(cells) + " |")
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")

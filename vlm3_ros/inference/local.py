@@ -310,8 +310,11 @@ class TransformersBackend:
         self.eos_ids = sorted(i for i in eos if i is not None and i >= 0)
         self._closed = False
         self._closer_mask: Any = None
+        # question_prefill_s / answer_steps_s / answer_steps: the engine's own greedy loop splits its
+        # decode time into the questions' prefill (first forward) and the answer steps after it
         self.stats = {"prefills": 0, "generate_calls": 0, "decode_steps": 0, "questions": 0, "prefix_hits": 0,
-                      "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0}
+                      "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0,
+                      "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
         self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...], int]] = OrderedDict()
@@ -563,7 +566,13 @@ class TransformersBackend:
         head = (lm_head.head_for(self.model.lm_head.weight) if self.cfg.sliced_argmax and ids.device.type == "cpu"
                 and lm_head.sliceable(self.model.lm_head) else None)
         sliced = head is not None and head.min_rows <= B
+        t0 = time.perf_counter()
         for t in range(max_new):
+            if t == 1:   # the first forward was the questions' prefill; the answer steps follow
+                if self._sync is not None:
+                    self._sync()
+                t1 = time.perf_counter()
+                self.stats["question_prefill_s"] += t1 - t0
             # benchmarks on random weights: no end of turn before the forced length
             banned = eos if t < hold else eos[:0]
             if sliced:
@@ -586,6 +595,13 @@ class TransformersBackend:
                 break
             mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
             step_ids, step_pos = nxt[:, None], step_pos[:, -1:] + 1
+        if len(out) > 2:   # answer steps after the prefill: their time and count (docs/engine.md)
+            if self._sync is not None:
+                self._sync()
+            self.stats["answer_steps_s"] += time.perf_counter() - t1
+            self.stats["answer_steps"] += len(out) - 2
+        else:
+            self.stats["question_prefill_s"] += time.perf_counter() - t0
         return torch.cat(out, dim=1)
 
     def _engine_group(self, qs: list[Question]) -> list[Answer]:

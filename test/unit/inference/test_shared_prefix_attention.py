@@ -69,7 +69,7 @@ def test_equals_sdpa_over_the_replicated_prefix(rows: int, q: int, own: int, pad
 
 
 def test_layers_without_a_shared_prefix_run_sdpa() -> None:
-    pk, pv, query, key, value, mask = _case(2, 3, 3, 0, torch.float32, seed=1)
+    pk, _, query, key, value, mask = _case(2, 3, 3, 0, torch.float32, seed=1)
     got = sp.shared_prefix_attention(_Attention(), query, key, value, mask[..., pk.shape[2]:])[0]
     want = sdpa_attention_forward(_Attention(), query, key, value, mask[..., pk.shape[2]:])[0]
     assert torch.equal(got, want)
