@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", default="1,16,32,48,64,128,256", help="comma-separated row counts (questions per step)")
+    p.add_argument("--rows", default="1,8,16,32,48,64,128,256", help="comma-separated row counts (questions per step)")
     p.add_argument("--vocab", type=int, default=151936)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--repeats", type=int, default=9)

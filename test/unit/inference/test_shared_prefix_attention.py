@@ -1,7 +1,8 @@
 """The shared-prefix attention (vlm3_ros/inference/shared_prefix.py) equals SDPA over the prefix
 replicated per row and concatenated with the rows' own keys: the question prefill with padding,
 a decode step, the unmasked causal case; the prefix part through PyTorch's fused CPU kernel and
-through materialised scores (CUDA's path, builds without the kernel); float32 and bfloat16."""
+through materialised scores (bfloat16's and CUDA's path, builds without the kernel); float32 and
+bfloat16."""
 
 from __future__ import annotations
 
