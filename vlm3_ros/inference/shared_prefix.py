@@ -144,10 +144,9 @@ def _prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor,
 
     On a CPU in float32, PyTorch's fused flash-attention kernel, which returns the log-sum-exp and
     never writes the (N x P) scores: for the question prefill of 256 rows x 86 tokens of the tiny
-    model those are 400 MB per layer, and the kernel halves that attention's time. In bfloat16 the
-    same kernel was slower than materialised scores (4B widths, 64 rows x 86 tokens: 1.2-1.5 s vs
-    0.9-1.1 s per layer; docs/engine.md), and on CUDA or builds without the op the scores are
-    materialised once, softmaxed in place."""
+    model those are 400 MB per layer; in one-off timings the kernel halved that attention's time.
+    In bfloat16 the same kernel was slower than materialised scores at the 4B's widths, and on
+    CUDA or builds without the op the scores are materialised once, softmaxed in place."""
     if q_fold.device.type == "cpu" and q_fold.dtype == torch.float32 and _CPU_FLASH is not None:
         o, lse = _CPU_FLASH(q_fold[None], pk, pv, scale=scale)[:2]
         return o[0], lse[0].unsqueeze(-1).float()
