@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,6 +58,51 @@ def build_backend(a: argparse.Namespace, mode: str):
     return TransformersBackend(cfg, model=model, processor=load_processor(str(a.checkpoint)))
 
 
+class AttentionClock:
+    """Bench instrumentation (CPU only, where every op is synchronous): the wall time of the
+    KV-cache update plus the attention function of every text layer during answer steps (one
+    query per row): the part of a decode step that sharing the prefix changes. The rest of the
+    step (projections, MLP, output layer) does the same work per row in both modes.
+
+    Wraps ``Cache.update`` and the attention functions in transformers' registry, so the model
+    code and the engine run unchanged; vision layers and the prefills (more than one query per
+    row) are not counted."""
+
+    def __init__(self, names: list[str]) -> None:
+        from transformers import AttentionInterface
+        from transformers.cache_utils import Cache
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        self.seconds = 0.0
+        clock = self
+        update = Cache.update
+
+        def timed_update(cache: Any, key_states: Any, value_states: Any, layer_idx: int, *args: Any,
+                         **kwargs: Any) -> Any:
+            if key_states.shape[-2] != 1:
+                return update(cache, key_states, value_states, layer_idx, *args, **kwargs)
+            t = time.perf_counter()
+            try:
+                return update(cache, key_states, value_states, layer_idx, *args, **kwargs)
+            finally:
+                clock.seconds += time.perf_counter() - t
+
+        Cache.update = timed_update
+        for name in names:
+            fn = ALL_ATTENTION_FUNCTIONS[name]
+
+            def timed(module: Any, query: Any, *args: Any, _fn: Any = fn, **kwargs: Any) -> Any:
+                if query.shape[-2] != 1:
+                    return _fn(module, query, *args, **kwargs)
+                t = time.perf_counter()
+                try:
+                    return _fn(module, query, *args, **kwargs)
+                finally:
+                    clock.seconds += time.perf_counter() - t
+
+            AttentionInterface.register(name, timed)
+
+
 def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
     import numpy as np
     import torch
@@ -71,6 +117,9 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
     cam = CameraModel.from_camera_info(seq.camera_info)
     backend = build_backend(a, mode)
     pipe = Pipeline({"depth": backend}, pipeline_settings(node_config(a, mode)))
+    clock = None
+    if a.device == "cpu" and mode != "naive":
+        clock = AttentionClock([backend.model.config.get_text_config()._attn_implementation])
     rng = np.random.default_rng(0)
     times, gen, stages, split = [], 0, [], []
     for k in range(a.frames + 1):  # frame 0 warms up
@@ -80,6 +129,7 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
         before = dict(backend.stats)
+        attn_before = clock.seconds if clock else 0.0
         t = time.perf_counter()
         r = pipe.depth(frame, px, "z_depth")
         if a.device.startswith("cuda"):
@@ -91,10 +141,11 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
             # the engine's greedy loop: the questions' prefill and the answer steps after it
             steps = backend.stats["answer_steps"] - before["answer_steps"]
             step_s = (backend.stats["answer_steps_s"] - before["answer_steps_s"]) / steps if steps else float("nan")
-            split.append((backend.stats["question_prefill_s"] - before["question_prefill_s"], step_s))
+            attn_s = (clock.seconds - attn_before) / steps if clock and steps else float("nan")
+            split.append((backend.stats["question_prefill_s"] - before["question_prefill_s"], step_s, attn_s))
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else None
     image_s, prefill_s, decode_s = (float(np.median(v)) for v in zip(*stages, strict=True))
-    questions_s, step_s = (float(np.median(v)) for v in zip(*split, strict=True))
+    questions_s, step_s, attn_s = (float(np.median(v)) for v in zip(*split, strict=True))
     timed_loop = mode != "naive" and not np.isnan(step_s)
     return {"mode": mode, "points": points, "frame_s": float(np.median(times)), "frames": len(times),
             "image_s": image_s, "prefill_s": prefill_s, "decode_s": decode_s,
@@ -103,6 +154,8 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
             # the decode stage split: the questions' prefill (all batches) and one answer step of a batch
             "question_prefill_ms": questions_s * 1e3 if timed_loop else None,
             "answer_step_ms": step_s * 1e3 if timed_loop else None,
+            # of that step: the KV-cache updates and attention of the text layers (CPU only)
+            "attention_kv_ms": attn_s * 1e3 if timed_loop and not np.isnan(attn_s) else None,
             "points_per_s": points / float(np.median(times)), "generated_tokens_per_frame": gen / len(times),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu}
 
@@ -110,7 +163,8 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
 def header(modes: list[str]) -> str:
     cols = ["points/frame", *(f"{m} ms/frame" for m in modes), "engine vs naive", "engine vs replicated",
             *(f"{m} question prefill ms" for m in modes if m != "naive"),
-            *(f"{m} answer step ms" for m in modes if m != "naive"), *(f"{m} peak MiB" for m in modes)]
+            *(f"{m} answer step ms" for m in modes if m != "naive"),
+            *(f"{m} attention+KV ms/step" for m in modes if m != "naive"), *(f"{m} peak MiB" for m in modes)]
     return "| " + " | ".join(cols) + " |"
 
 
@@ -167,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
           f"`python bench/engine_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
           "engine: rows attend to one shared prefix KV; replicated: the prefix KV copied per row; naive: one "
           "generate per question. question prefill: the first forward over the batch's questions (after the "
-          "image prefix); answer step: one decode step of a batch after it (one new token per row).", "",
-          header(modes), "|" + "---|" * (3 + 2 * len(modes) + 2 * len([m for m in modes if m != "naive"]))]
+          "image prefix); answer step: one decode step of a batch after it (one new token per row); "
+          "attention+KV: of that step, the text layers' KV-cache updates and attention (the part sharing the "
+          "prefix changes; timed on a CPU only, '-' elsewhere).", "",
+          header(modes), "|" + "---|" * (3 + 2 * len(modes) + 3 * len([m for m in modes if m != "naive"]))]
     for pts in sorted({r["points"] for r in rows}):
         by = {m: next((r for r in rows if r["points"] == pts and r["mode"] == m), None) for m in modes}
         e, n, rep = by.get("engine"), by.get("naive"), by.get("replicated")
@@ -183,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cells.append("-")
         cells.append(f"{rep['frame_s'] / e['frame_s']:.2f}x" if e and rep else "-")
-        for key in ("question_prefill_ms", "answer_step_ms"):
+        for key in ("question_prefill_ms", "answer_step_ms", "attention_kv_ms"):
             cells += [f"{by[m][key]:.1f}" if by[m] and by[m].get(key) is not None else "-"
                       for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
