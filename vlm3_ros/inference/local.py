@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import importlib.util
 import logging
 import threading
 import time
@@ -127,6 +128,10 @@ def load_processor(path: str, max_pixels: int = 0, min_pixels: int = 0) -> Any:
     if min_pixels:
         size["shortest_edge"] = min_pixels
     try:
+        # Qwen3-VL's AutoProcessor includes a video processor, which needs torchvision: without it
+        # the attempt fails only after loading the tokenizer (about 2 s on a CPU) for nothing
+        if importlib.util.find_spec("torchvision") is None:
+            raise ImportError("torchvision is not installed (the video processor needs it)")
         proc = AutoProcessor.from_pretrained(path, **kwargs)
         if not hasattr(proc, "image_processor"):
             raise ValueError("AutoProcessor gave no image processor")
