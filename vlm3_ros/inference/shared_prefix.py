@@ -59,8 +59,10 @@ class SharedPrefixLayer(DynamicLayer):
             return super().update(key_states, value_states, *args, **kwargs)
         if self._k_buf is None:
             b, h, _, d = key_states.shape
-            self._k_buf = key_states.new_empty(b, h, self.capacity, d)
-            self._v_buf = value_states.new_empty(b, h, self.capacity, value_states.shape[-1])
+            # zeros, not empty: the attention reads the whole buffer and masks its unwritten tail
+            # (own_buffers), where uninitialised memory could hold NaNs that a zero weight keeps
+            self._k_buf = key_states.new_zeros(b, h, self.capacity, d)
+            self._v_buf = value_states.new_zeros(b, h, self.capacity, value_states.shape[-1])
             self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
         assert self._v_buf is not None
         self._k_buf[:, :, self._fill:self._fill + n] = key_states
@@ -71,6 +73,16 @@ class SharedPrefixLayer(DynamicLayer):
 
     def own_length(self) -> int:
         return super().get_seq_length()
+
+    def own_buffers(self) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        """The preallocated own keys/values whole, (B, kv heads, capacity, d) each, and how many
+        positions hold tokens; None where they are not in use. The keys ``update`` returns are a
+        slice of these, strided in the position dimension: CPU matmuls in bfloat16 copy such a
+        slice to make it contiguous (every row's keys and values, at every step), while the whole
+        buffer is contiguous already and its unwritten tail costs only a masked column each."""
+        if self._k_buf is None or self._v_buf is None:
+            return None
+        return self._k_buf, self._v_buf, self._fill
 
     def get_seq_length(self) -> int:
         return self.prefix_keys.shape[-2] + self.own_length()
@@ -134,7 +146,11 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
         return sdpa_attention_forward(module, query, k_all, v_all, mask, dropout=dropout, scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else d ** -0.5
     m = attention_mask[:, :, -q:, :] if attention_mask is not None else None   # (B, 1, q, P + T)
-    return _rows_attention(query, key, value, m, pk, pv, scale), None
+    valid = None
+    buffers = layer.own_buffers()
+    if buffers is not None and buffers[2] == key.shape[2]:   # key is the buffers' written part
+        key, value, valid = buffers
+    return _rows_attention(query, key, value, m, pk, pv, scale, valid), None
 
 
 def _prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor,
@@ -162,10 +178,11 @@ _CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cp
 
 
 def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, m: torch.Tensor | None,
-                    pk: torch.Tensor, pv: torch.Tensor, scale: float) -> torch.Tensor:
+                    pk: torch.Tensor, pv: torch.Tensor, scale: float, valid: int | None = None) -> torch.Tensor:
     """Inference attention of the rows' ``query`` (B, H, q, d) over the prefix ``pk``/``pv``
-    (1, Hkv, P, d) and their own ``key``/``value`` (B, Hkv, T, d); ``m``: the additive mask's
-    (B, 1, q, P + T) or None. Returns (B, q, H, d), contiguous.
+    (1, Hkv, P, d) and their own ``key``/``value`` (B, Hkv, T, d), of which the first ``valid``
+    positions hold tokens (None: all; the rest is masked out); ``m``: the additive mask's
+    (B, 1, q, P + valid) or None. Returns (B, q, H, d), contiguous.
 
     The two parts are combined exactly by their log-sum-exps (cascade attention): with the prefix
     part's output o_p and log-sum-exp l_p and the own scores s, the result is
@@ -182,20 +199,31 @@ def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     o_pre, lse_pre = _prefix_attention(q_fold, pk, pv, scale)
     o_pre = o_pre.view(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)              # (B, Hkv, g, q, d)
     lse_pre = lse_pre.view(hkv, b, g, q, 1).permute(1, 0, 2, 3, 4)
-    # the rows' own tokens (question and answer, T of them, few): scores in float32
-    s_own = torch.matmul(qg * scale, key.unsqueeze(2).transpose(-1, -2)).float()   # (B, Hkv, g, q, T)
+    # the rows' own tokens (question and answer, T of them, few). The g query heads of a KV head
+    # are folded into one (g x q, d) matrix per row and KV head, so each product is one plain
+    # batched matmul: broadcasting the keys over the g heads instead made matmul copy them g
+    # times per step, and most of a 256-row step at the 4B's widths went into those copies.
     t = key.shape[2]
+    tv = t if valid is None else valid
+    s_own = torch.matmul(query.reshape(b, hkv, g * q, d) * scale, key.transpose(-1, -2))
+    s_own = s_own.float().view(b, hkv, g, q, t)                             # (B, Hkv, g, q, T)
+    low = torch.finfo(torch.float32).min
     if m is not None:
-        s_own = s_own + m[..., p:p + t].unsqueeze(2).float()
+        own_mask = m[..., p:p + tv].unsqueeze(2).float()                     # (B, 1, 1, q, valid)
     else:  # no padding anywhere: causal within the rows' own tokens, the prefix fully visible
-        causal = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
-        s_own = s_own.masked_fill(~causal, torch.finfo(s_own.dtype).min)
+        causal = torch.ones(q, tv, dtype=torch.bool, device=query.device).tril(tv - q)
+        own_mask = torch.zeros(q, tv, device=query.device).masked_fill(~causal, low)
+    if tv < t:   # a buffer's unwritten tail
+        own_mask = torch.nn.functional.pad(own_mask, (0, t - tv), value=low)
+    s_own = s_own + own_mask
     top = torch.maximum(s_own.amax(-1, keepdim=True), lse_pre)
     e_own = torch.exp(s_own - top)
     w_pre = torch.exp(lse_pre - top)
     denom = e_own.sum(-1, keepdim=True) + w_pre
-    o_own = torch.matmul(e_own, value.unsqueeze(2).float())               # (B, Hkv, g, q, d)
-    out = ((o_pre.float() * w_pre + o_own) / denom).to(query.dtype).reshape(b, h, q, d)
+    # the weights in the values' dtype, as the materialised prefix part's (bfloat16 and CUDA): in
+    # bfloat16, a float32 copy of every row's values at every step would cost more than the rest
+    o_own = torch.matmul(e_own.view(b, hkv, g * q, t).to(value.dtype), value).view(b, hkv, g, q, d)
+    out = ((o_pre.float() * w_pre + o_own.float()) / denom).to(query.dtype).reshape(b, h, q, d)
     return out.transpose(1, 2).contiguous()
 
 

@@ -74,3 +74,29 @@ def test_layers_without_a_shared_prefix_run_sdpa() -> None:
     got = sp.shared_prefix_attention(_Attention(), query, key, value, mask[..., pk.shape[2]:])[0]
     want = sdpa_attention_forward(_Attention(), query, key, value, mask[..., pk.shape[2]:])[0]
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 2e-2)])
+def test_preallocated_own_keys_are_read_whole_with_their_unwritten_tail_masked(dtype: torch.dtype,
+                                                                               tol: float) -> None:
+    """The engine's layers write the rows' own keys/values into buffers sized for question +
+    answer; the attention reads the whole (contiguous) buffer and masks the positions not
+    written yet. Garbage in that tail must not change the result."""
+    rows, q_len, own = 4, 5, 6
+    pk, pv, query, key, value, mask = _case(rows, q_len, own, 1, dtype, seed=11)
+    prefix = type("C", (), {"layers": [type("L", (), {"keys": pk, "values": pv})()]})()
+    cache = sp.shared_prefix_cache(prefix, config=None, capacity=own + 7)
+    layer = cache.layers[0]
+    with torch.inference_mode(), sp.active(cache):
+        # the question prefill (5 own tokens), then one decode step: 6 of the 13 positions written
+        k1, v1 = layer.update(key[:, :, :q_len], value[:, :, :q_len])
+        sp.shared_prefix_attention(_Attention(), query, k1, v1, mask[..., :-1])
+        k2, v2 = layer.update(key[:, :, q_len:], value[:, :, q_len:])
+        whole_k, whole_v, written = layer.own_buffers()
+        assert written == own and whole_k.shape[2] == own + 7 and k2.data_ptr() == whole_k.data_ptr()
+        whole_k[:, :, own:] = 100.0   # what an unmasked tail would add
+        whole_v[:, :, own:] = -100.0
+        step_q, step_mask = query[:, :, -1:], mask[:, :, -1:]
+        got = sp.shared_prefix_attention(_Attention(), step_q, k2, v2, step_mask)[0]
+    want = _reference(pk, pv, step_q, key, value, step_mask)
+    torch.testing.assert_close(got.float(), want.float(), atol=tol, rtol=tol)
