@@ -53,8 +53,23 @@ class TopicRecorder:
             time.sleep(0.05)
         return self.get(topic)
 
+    def wait_quiet(self, quiet_s: float, timeout: float) -> bool:
+        """Wait until no message has arrived for ``quiet_s`` (True) or ``timeout`` passed (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                last = max((t for msgs in self.messages.values() for t, _ in msgs[-1:]), default=0.0)
+            if time.monotonic() - last >= quiet_s:
+                return True
+            time.sleep(0.05)
+        return False
+
     def stop(self) -> None:
+        """Stop recording and destroy the node; what was recorded stays readable. Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self._thread.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
         self._executor.shutdown()
         self.node.destroy_node()
