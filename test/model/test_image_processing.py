@@ -157,3 +157,30 @@ def test_resampling_once_gives_the_processor_the_grid_and_the_same_tokens(backen
         level = 2 / 255   # one grey level after rescale and normalise (std 0.5)
         mean = float((a["pixel_values"] - b["pixel_values"]).abs().mean()) / level
         assert mean < 0.5, (task, mean)   # under half a grey level on average (corr: 0, its grid is exact)
+
+
+def test_without_torchvision_the_image_only_processor_loads_without_a_doomed_attempt(
+        tiny_checkpoint: Path, processor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Qwen3-VL's AutoProcessor includes a video processor, which needs torchvision; where
+    torchvision is missing, load_processor builds the image-only processor straight away instead
+    of first loading the tokenizer for an AutoProcessor that fails. Same tokens and pixels."""
+    import importlib.util
+
+    import transformers
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torchvision" else real_find_spec(name, *a))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("AutoProcessor.from_pretrained was tried without torchvision")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", refuse)
+    proc = load_processor(str(tiny_checkpoint))
+    text = "<|im_start|>user\nhow far is the point at coordinates (100, 200)?<|im_end|>\n"
+    assert proc.tokenizer(text).input_ids == processor.tokenizer(text).input_ids
+    image = [Image.fromarray(np.full((64, 96, 3), 120, np.uint8))]
+    got = proc.image_processor(images=image, return_tensors="pt")
+    want = processor.image_processor(images=image, return_tensors="pt")
+    assert torch.equal(got["pixel_values"], want["pixel_values"])
+    assert torch.equal(got["image_grid_thw"], want["image_grid_thw"])
