@@ -74,33 +74,24 @@ class AttentionClock:
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
         self.seconds = 0.0
-        clock = self
-        update = Cache.update
+        Cache.update = self._clocked(Cache.update)
+        for name in names:
+            AttentionInterface.register(name, self._clocked(ALL_ATTENTION_FUNCTIONS[name]))
 
-        def timed_update(cache: Any, key_states: Any, value_states: Any, layer_idx: int, *args: Any,
-                         **kwargs: Any) -> Any:
-            if key_states.shape[-2] != 1:
-                return update(cache, key_states, value_states, layer_idx, *args, **kwargs)
+    def _clocked(self, fn: Any) -> Any:
+        """``fn`` timed when its second argument (``update``'s keys, an attention function's
+        queries, both (B, heads, positions, d)) holds one position per row: an answer step."""
+
+        def clocked(*args: Any, **kwargs: Any) -> Any:
+            if args[1].shape[-2] != 1:
+                return fn(*args, **kwargs)
             t = time.perf_counter()
             try:
-                return update(cache, key_states, value_states, layer_idx, *args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
-                clock.seconds += time.perf_counter() - t
+                self.seconds += time.perf_counter() - t
 
-        Cache.update = timed_update
-        for name in names:
-            fn = ALL_ATTENTION_FUNCTIONS[name]
-
-            def timed(module: Any, query: Any, *args: Any, _fn: Any = fn, **kwargs: Any) -> Any:
-                if query.shape[-2] != 1:
-                    return _fn(module, query, *args, **kwargs)
-                t = time.perf_counter()
-                try:
-                    return _fn(module, query, *args, **kwargs)
-                finally:
-                    clock.seconds += time.perf_counter() - t
-
-            AttentionInterface.register(name, timed)
+        return clocked
 
 
 def worker(a: argparse.Namespace, mode: str, points: int) -> dict:

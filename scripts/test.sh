@@ -76,7 +76,7 @@ if [ "$all" = 1 ]; then
   set -e
   record kilted "$rc" $((SECONDS - start))
   # Jazzy's and the core's suites run at the same time: a suite keeps about one core busy on
-  # average (Kilted's whole suite here: 6m47s of CPU in 6m17s), and the core's (no ROS 2, no DDS)
+  # average (its CPU time is close to its wall time), and the core's (no ROS 2, no DDS)
   # cannot cross-talk with Jazzy's DDS tests. The core's output follows Jazzy's.
   declare -A packages_rc=()
   for d in jazzy core; do

@@ -129,7 +129,7 @@ def load_processor(path: str, max_pixels: int = 0, min_pixels: int = 0) -> Any:
         size["shortest_edge"] = min_pixels
     try:
         # Qwen3-VL's AutoProcessor includes a video processor, which needs torchvision: without it
-        # the attempt fails only after loading the tokenizer (about 2 s on a CPU) for nothing
+        # the attempt fails only after loading the tokenizer (seconds on a CPU) for nothing
         if importlib.util.find_spec("torchvision") is None:
             raise ImportError("torchvision is not installed (the video processor needs it)")
         proc = AutoProcessor.from_pretrained(path, **kwargs)
