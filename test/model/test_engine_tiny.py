@@ -48,6 +48,25 @@ def test_engine_equals_naive_on_32_questions_of_one_frame(backends) -> None:
     assert len({x.text for x in a}) > 1, "outputs do not vary: the test would not see a wrong prefix"
 
 
+def test_common_leading_question_tokens_are_prefilled_once_per_group(backends) -> None:
+    """Depth questions on one frame share their wording up to the coordinates: those tokens are
+    prefilled once on top of the image prefix, the answers stay naive's, and the frame prefix
+    cache keeps the image prefix alone (other questions on that frame start after the image)."""
+    eng, nai = backends
+    img = frames()[1]
+    qs = depth_questions("lead", img, 5, 11)
+    before = eng.stats["shared_question_tokens"]
+    assert [x.text for x in eng.answer(qs)] == [y.text for y in nai.answer(qs)]
+    k = eng.stats["shared_question_tokens"] - before
+    prefix, prefix_text = eng._cached_prefill(qs[0])
+    lead = eng.tokenizer.decode(eng._suffix_ids(qs[0], prefix_text)[:k])
+    assert "how far is the point at coordinates (" in lead and qs[0].text.startswith(lead)
+    assert prefix.cache.get_seq_length() == prefix.ids.shape[1]
+    # one question: nothing to share, the row prefills its own tokens
+    eng.answer(qs[:1])
+    assert eng.stats["shared_question_tokens"] - before == k
+
+
 def test_engine_equals_naive_across_frames_of_different_sizes(backends) -> None:
     """Interleaved frames with different image-token counts: the mRoPE offset must follow the prefix."""
     eng, nai = backends

@@ -3,7 +3,8 @@
 ``mode="engine"`` (default): per image set, one vision encode + prefix prefill over everything up
 to the last ``<|vision_end|>``; the questions on those images then run in batches against copies
 of that prefix cache, padded BETWEEN prefix and question (the prefix must sit at the same cache
-positions in every row), with decode steps shared across the batch.
+positions in every row), with decode steps shared across the batch. The questions' common leading
+tokens (same task, same wording up to the coordinates) join the prefix once per group.
 ``mode="naive"``: one full ``generate`` per question through the processor, the reference that
 the engine is tested and benchmarked against.
 
@@ -316,10 +317,12 @@ class TransformersBackend:
         self._closed = False
         self._closer_mask: Any = None
         # question_prefill_s / answer_steps_s / answer_steps: the engine's own greedy loop splits its
-        # decode time into the questions' prefill (first forward) and the answer steps after it
+        # decode time into the questions' prefill (first forward) and the answer steps after it;
+        # shared_question_tokens: the questions' common leading tokens prefilled once per group
         self.stats = {"prefills": 0, "generate_calls": 0, "decode_steps": 0, "questions": 0, "prefix_hits": 0,
                       "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0,
-                      "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0}
+                      "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0,
+                      "shared_question_tokens": 0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
         self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...], int]] = OrderedDict()
@@ -609,18 +612,57 @@ class TransformersBackend:
             self.stats["question_prefill_s"] += time.perf_counter() - t0
         return torch.cat(out, dim=1)
 
+    def _common_lead(self, prefix: _Prefix, suffixes: list[list[int]]) -> tuple[_Prefix, list[list[int]]]:
+        """The group's questions' common leading tokens (the depth prompt's "Given this image, how
+        far is the point at coordinates (", 12 of its 84 tokens) prefilled once, at batch 1, on a
+        copy of the image prefix: the rows then start after them. Their keys and values are the same
+        in every row (causal attention: a token sees only what precedes it), so this is the same
+        computation as per row. Each row keeps at least its last token, whose logits give its first
+        answer token. The split is on token ids, so each row's tokens are exactly its own."""
+        if len(suffixes) < 2:
+            return prefix, suffixes
+        first, n = suffixes[0], min(len(s) for s in suffixes) - 1
+        k = 0
+        while k < n and all(s[k] == first[k] for s in suffixes):
+            k += 1
+        if k == 0:
+            return prefix, suffixes
+        torch = _torch()
+        P = prefix.ids.shape[1]
+        lead = torch.tensor([first[:k]], dtype=torch.long, device=self.device)
+        cache = copy.deepcopy(prefix.cache)   # the frame prefix cache keeps the image prefix alone
+        # positions continue the prefix's, plus the image's rope offset, as in _greedy
+        pos = torch.arange(P, P + k, device=self.device)[None] + prefix.rope_deltas
+        self.model.model.rope_deltas = prefix.rope_deltas
+        t0 = time.perf_counter()
+        mask = torch.ones((1, P + k), dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            self.model.model(input_ids=lead, attention_mask=mask, position_ids=pos[None], past_key_values=cache,
+                             use_cache=True)
+        if self._sync is not None:
+            self._sync()
+        self.stats["question_prefill_s"] += time.perf_counter() - t0
+        self.stats["shared_question_tokens"] += k
+        return (_Prefix(key=prefix.key, ids=torch.cat([prefix.ids, lead], dim=1), grid_thw=prefix.grid_thw,
+                        cache=cache, rope_deltas=prefix.rope_deltas, image_tokens=prefix.image_tokens),
+                [s[k:] for s in suffixes])
+
     def _engine_group(self, qs: list[Question]) -> list[Answer]:
         torch = _torch()
         prefix, prefix_text = self._cached_prefill(qs[0])
-        P = prefix.ids.shape[1]
         answers: list[Answer] = []
         bs = self.cfg.batch_size
         # decode: per batch, the suffix tokens, the prefix-cache copy and generate (the model)
         with stage("decode", self._sync):
+            own = [self._suffix_ids(q, prefix_text) for q in qs]
+            P = prefix.ids.shape[1]
             for start in range(0, len(qs), bs):
                 cancel.check()  # batch boundary: stop here when the caller gave up or the node stops
+                if start == 0:   # after the first check: a cancelled job prefills nothing
+                    prefix, own = self._common_lead(prefix, own)
+                    P = prefix.ids.shape[1]
                 batch = qs[start:start + bs]
-                suffixes = [self._suffix_ids(q, prefix_text) for q in batch]
+                suffixes = own[start:start + bs]
                 L = max(len(s) for s in suffixes)
                 B = len(batch)
                 ids = torch.full((B, P + L), self.pad_id, dtype=torch.long, device=self.device)
