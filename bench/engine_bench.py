@@ -49,7 +49,8 @@ def build_backend(a: argparse.Namespace, mode: str):
 
     # min_new_tokens: random weights would stop at arbitrary lengths; force the answer length.
     cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens,
-                              shared_prefix_attention=mode != "replicated")
+                              shared_prefix_attention=mode != "replicated",
+                              prefix_kernel=getattr(a, "prefix_kernel", "auto"))   # latency.py has none
     if a.arch == "tiny":
         return TransformersBackend(cfg)
     from vlm3_ros.inference.assets import random_arch_model
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after 1 warm-up)")
     p.add_argument("--answer-tokens", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
+                   help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
+                        "the results files are named with it")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--_worker", nargs=2, metavar=("MODE", "POINTS"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -200,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{rows[-1]['points_per_s']:8.2f} points/s", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
+    if a.prefix_kernel != "auto":
+        tag += f"_prefix-{a.prefix_kernel}"
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
+            "prefix_kernel": a.prefix_kernel,
             "batch_size": a.batch_size, "python": platform.python_version(), "machine": machine(),
             "cpu_count": __import__("os").cpu_count()}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

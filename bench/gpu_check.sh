@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command GPU check: the engine, the latency stages and a LoRA fine-tuning step on the true
 # Qwen3-VL-4B architecture with random weights in bf16 (the released checkpoints' cost without
-# their weights, which no machine here can download). About 6 minutes on an H100/H200.
+# their weights, which no machine here can download). At most 8 minutes on an H100/H200.
 set -euo pipefail
 usage() {
   cat <<'USAGE'
@@ -13,10 +13,16 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick]
   /tmp/vlm3_site, nothing system-wide), then runs, each under its own time limit:
     1. bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
        (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory
-    2. bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL) at 1 and 256 points
-    3. bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs the naive forward
-  Results: bench/results/{engine_4b_cuda,latency_4b_cuda,finetune_step_4b_cuda}.{json,md}, plus
-  gpu_check.log; all copied to --out DIR (default: $OUT when set).
+    2. bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused kernel vs
+       materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
+       kernel vs naive generate (tiny checkpoint, float32, on the GPU)
+    3. bench/engine_bench.py --arch 4b --prefix-kernel fused: the engine at 64/256 points with that kernel
+    4. bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL) at 1 and 256 points
+    5. bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs the naive forward
+  The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
+  to what is left, and steps that no longer fit are skipped and say so.
+  Results: bench/results/{engine_4b_cuda,prefix_kernel_cuda,engine_4b_cuda_prefix-fused,latency_4b_cuda,
+  finetune_step_4b_cuda}.{json,md}, plus gpu_check.log; all copied to --out DIR (default: $OUT when set).
 
   --fetch-wheels [DIR]  where pip reaches an index: download the wheels the check needs for
                         CPython 3.12 x86_64 into DIR (default .whl, ignored by git), to carry to
@@ -80,16 +86,21 @@ print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
       f"GPU {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 PY
 device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=1,8,64,256; frames=3; lat_frames=3; lat_points=1,256
-rows=16,64
+rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256); fused_points=64,256
 if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
   arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4
+  kernel_args=(--dtypes float32 --rows 8 --queries 1); fused_points=8
   python3 -c 'import torch; raise SystemExit(0 if torch.cuda.is_available() else 1)' || { device=cpu; dtype=float32; }
   python3 -c "from vlm3_ros.inference.assets import random_arch_model as m; x = m('4b-narrow', '$device', '$dtype'); \
 print('4b-narrow built:', sum(p.numel() for p in x.parameters()) // 10**6, 'M parameters')"
 fi
 python3 -m vlm3_ros.inference.assets "$VLM3_CACHE/tiny_qwen3_vl"    # tokenizer + processor for the 4B
-step() {  # name, limit in seconds, command...
+budget="${GPU_CHECK_BUDGET_S:-470}"
+step() {  # name, limit in seconds, command... (the limit cut to what is left of the budget)
   local name="$1" limit="$2"; shift 2
+  local left=$((budget - SECONDS))
+  if [ "$left" -lt 30 ]; then echo "[gpu_check] $name SKIPPED: ${left}s left of the ${budget}s budget"; return; fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo "[gpu_check $(date -u +%T)] $name (limit ${limit}s): $*"
   local t0=$SECONDS
   if timeout "$limit" "$@"; then echo "[gpu_check] $name done in $((SECONDS - t0))s"
@@ -97,12 +108,16 @@ step() {  # name, limit in seconds, command...
 }
 step engine 240 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
   --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
+step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
+  --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
+step engine-fused 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
+  --points "$fused_points" --frames "$frames" --batch-size 256 --prefix-kernel fused --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
   --frames "$lat_frames" --batch-size 256 --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
   --steps "$frames" --out "$res"
 if [ -n "$out" ]; then
   mkdir -p "$out"
-  cp "$res"/*_"$device".* "$log" "$out"/ 2>/dev/null || true
+  cp "$res"/*_"$device".* "$res"/*_"$device"_prefix-*.* "$log" "$out"/ 2>/dev/null || true
   echo "[gpu_check] results copied to $out"
 fi

@@ -136,6 +136,7 @@ def test_model_shared_between_backends_with_the_same_path(tiny_checkpoint: Path)
     (dict(mode="fast"), "mode must be"),
     (dict(dtype="float8"), "dtype must be"),
     (dict(batch_size=0), "batch_size"),
+    (dict(prefix_kernel="flash"), "prefix_kernel must be"),
 ])
 def test_config_errors_are_explicit(tiny_checkpoint: Path, cfg: dict, needle: str) -> None:
     kwargs = {"path": str(tiny_checkpoint), **cfg}
@@ -256,8 +257,8 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
         seen: list = []
         real = shared_prefix.shared_prefix_cache
 
-        def spy(prefix_cache, config, capacity=0):
-            cache = real(prefix_cache, config, capacity)
+        def spy(prefix_cache, config, capacity=0, prefix_kernel="auto"):
+            cache = real(prefix_cache, config, capacity, prefix_kernel)
             seen.append((prefix_cache, cache))
             return cache
 
@@ -282,6 +283,22 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
     finally:
         shared.close()
         replicated.close()
+
+
+@pytest.mark.parametrize("kernel", ["fused", "materialized"])
+def test_each_prefix_kernel_answers_as_naive(tiny_checkpoint: Path, backends, kernel: str) -> None:
+    """The prefix part of the shared attention by the fused kernel or by materialised scores: the
+    same tokens as naive generate (bench/prefix_kernel_bench.py --identity checks this on a GPU)."""
+    _, nai = backends
+    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16, prefix_cache_mb=0,
+                                               prefix_kernel=kernel))
+    try:
+        qs = depth_questions("kernel", frames()[2], 12, 4)
+        a = eng.answer(qs)
+        assert [x.text for x in a] == [y.text for y in nai.answer(qs)]
+        assert len({x.text for x in a}) > 1, "answers do not vary: the comparison would not see a difference"
+    finally:
+        eng.close()
 
 
 def test_own_greedy_loop_equals_transformers_generate(tiny_checkpoint: Path, backends) -> None:

@@ -69,6 +69,7 @@ class LocalModelConfig:
     shared_prefix_attention: bool = True   # engine: rows share one prefix KV (no per-row copy); False: replicate
     greedy_loop: bool = True               # engine: own greedy decode loop; False: transformers' generate
     sliced_argmax: bool = True             # greedy loop on a CPU: next token from vocabulary slices (lm_head.py)
+    prefix_kernel: str = "auto"            # shared prefix: auto | fused | materialized (shared_prefix.PREFIX_KERNELS)
 
     def validate(self) -> None:
         if not self.path:
@@ -92,6 +93,10 @@ class LocalModelConfig:
             raise BackendError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_pixels < 0 or self.min_pixels < 0:
             raise BackendError("max_pixels/min_pixels must be >= 0")
+        from vlm3_ros.inference.shared_prefix import PREFIX_KERNELS
+
+        if self.prefix_kernel not in PREFIX_KERNELS:
+            raise BackendError(f"prefix_kernel must be one of {PREFIX_KERNELS}, got {self.prefix_kernel!r}")
 
 
 def _torch() -> Any:
@@ -678,7 +683,8 @@ class TransformersBackend:
 
                     # the rows' own KV (padding + question + answer) preallocated once per batch
                     cache = shared_prefix.shared_prefix_cache(prefix.cache, self.model.config,
-                                                              L + max(q.max_new_tokens for q in batch))
+                                                              L + max(q.max_new_tokens for q in batch),
+                                                              self.cfg.prefix_kernel)
                     sharing: Any = shared_prefix.active(cache)
                 else:
                     cache = copy.deepcopy(prefix.cache)

@@ -41,11 +41,15 @@ class SharedPrefixLayer(DynamicLayer):
     allocated once, so a decode step copies one position per row instead of concatenating the
     whole own cache; beyond it, or without it (training), they grow by concatenation."""
 
-    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor, capacity: int = 0) -> None:
+    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor, capacity: int = 0,
+                 prefix_kernel: str = "auto") -> None:
         super().__init__()
+        if prefix_kernel not in PREFIX_KERNELS:
+            raise ValueError(f"prefix_kernel must be one of {PREFIX_KERNELS}, got {prefix_kernel!r}")
         self.prefix_keys = prefix_keys
         self.prefix_values = prefix_values
         self.capacity = capacity
+        self.prefix_kernel = prefix_kernel
         self._fill = 0
         self._k_buf: torch.Tensor | None = None
         self._v_buf: torch.Tensor | None = None
@@ -92,11 +96,14 @@ class SharedPrefixLayer(DynamicLayer):
         return self.get_seq_length() + q, 0
 
 
-def shared_prefix_cache(prefix_cache: DynamicCache, config: Any, capacity: int = 0) -> DynamicCache:
+def shared_prefix_cache(prefix_cache: DynamicCache, config: Any, capacity: int = 0,
+                        prefix_kernel: str = "auto") -> DynamicCache:
     """A cache for a batch of rows that all start with ``prefix_cache`` (batch 1), sharing it;
-    ``capacity``: the rows' own tokens to preallocate (0: grow by concatenation)."""
+    ``capacity``: the rows' own tokens to preallocate (0: grow by concatenation);
+    ``prefix_kernel``: how the prefix part is computed (:data:`PREFIX_KERNELS`, :func:`prefix_attention`)."""
     cache = DynamicCache(config=config)
-    cache.layers = [SharedPrefixLayer(layer.keys, layer.values, capacity) for layer in prefix_cache.layers]
+    cache.layers = [SharedPrefixLayer(layer.keys, layer.values, capacity, prefix_kernel)
+                    for layer in prefix_cache.layers]
     return cache
 
 
@@ -150,22 +157,52 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
     buffers = layer.own_buffers()
     if buffers is not None and buffers[2] == key.shape[2]:   # key is the buffers' written part
         key, value, valid = buffers
-    return _rows_attention(query, key, value, m, pk, pv, scale, valid), None
+    return _rows_attention(query, key, value, m, pk, pv, scale, valid, layer.prefix_kernel), None
 
 
-def _prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor,
-                      scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+# How the prefix part is computed: "fused", a kernel that returns the log-sum-exp and never writes
+# the (queries x prefix) scores; "materialized", the scores written once and softmaxed in place;
+# "auto", the one measured faster where it was measured (bench/prefix_kernel_bench.py)
+PREFIX_KERNELS = ("auto", "fused", "materialized")
+
+# PyTorch's fused kernels that return the log-sum-exp (None where a build lacks one): the CPU flash
+# kernel (PyTorch >= 2.2) and CUDA's memory-efficient attention (float32, float16 and bfloat16)
+_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_CUDA_EFFICIENT = getattr(torch.ops.aten, "_scaled_dot_product_efficient_attention", None)
+
+
+def fused_prefix_kernel(device: torch.device, dtype: torch.dtype, kernel: str = "auto") -> Any:
+    """The fused kernel the prefix part runs on for ``kernel`` (:data:`PREFIX_KERNELS`), or None
+    for materialised scores. "auto" is the CPU kernel in float32 only: in bfloat16 at the 4B's
+    widths it was slower than materialised scores, and CUDA's kernel has not been measured against
+    them yet (no GPU lent so far), so CUDA stays on materialised scores until "fused" is measured."""
+    if kernel == "materialized":
+        return None
+    if device.type == "cpu":
+        return _CPU_FLASH if kernel == "fused" or dtype == torch.float32 else None
+    if device.type == "cuda" and kernel == "fused":
+        return _CUDA_EFFICIENT
+    return None
+
+
+def prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, scale: float,
+                     kernel: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of the folded queries (Hkv, N, d) over the prefix alone: the output (Hkv, N, d)
     and the log-sum-exp of each query's scaled scores (Hkv, N, 1), float32.
 
-    On a CPU in float32, PyTorch's fused flash-attention kernel, which returns the log-sum-exp and
-    never writes the (N x P) scores: for the question prefill of 256 rows x 86 tokens of the tiny
-    model those are 400 MB per layer; in one-off timings the kernel halved that attention's time.
-    In bfloat16 the same kernel was slower than materialised scores at the 4B's widths, and on
-    CUDA or builds without the op the scores are materialised once, softmaxed in place."""
-    if q_fold.device.type == "cpu" and q_fold.dtype == torch.float32 and _CPU_FLASH is not None:
-        o, lse = _CPU_FLASH(q_fold[None], pk, pv, scale=scale)[:2]
+    A fused kernel never writes the (N x P) scores: for the question prefill of 256 rows x 86
+    tokens of the tiny model those are 400 MB per layer, at the 4B's widths on a GPU 1.3 GB (bf16).
+    Materialised: the scores written once, softmaxed in place (any device and dtype)."""
+    fused = fused_prefix_kernel(q_fold.device, q_fold.dtype, kernel)
+    if fused is not None and fused is _CPU_FLASH:
+        o, lse = fused(q_fold[None], pk, pv, scale=scale)[:2]
         return o[0], lse[0].unsqueeze(-1).float()
+    if fused is not None:
+        # CUDA's memory-efficient kernel: (output, log-sum-exp, philox seed, philox offset); its
+        # log-sum-exp may be padded along the queries (to a multiple of 32), hence the slice
+        n = q_fold.shape[1]
+        o, lse = fused(q_fold[None], pk, pv, None, True, scale=scale)[:2]
+        return o[0], lse[0, :, :n].unsqueeze(-1).float()
     s = torch.matmul(q_fold * scale, pk[0].transpose(-1, -2))             # (Hkv, N, P)
     top = s.amax(-1, keepdim=True)
     s.sub_(top).exp_()
@@ -173,12 +210,9 @@ def _prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor,
     return torch.matmul(s, pv[0]) / z, (z.log() + top).float()
 
 
-# the fused CPU kernel with its log-sum-exp (PyTorch >= 2.2; None where a build lacks it)
-_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-
-
 def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, m: torch.Tensor | None,
-                    pk: torch.Tensor, pv: torch.Tensor, scale: float, valid: int | None = None) -> torch.Tensor:
+                    pk: torch.Tensor, pv: torch.Tensor, scale: float, valid: int | None = None,
+                    prefix_kernel: str = "auto") -> torch.Tensor:
     """Inference attention of the rows' ``query`` (B, H, q, d) over the prefix ``pk``/``pv``
     (1, Hkv, P, d) and their own ``key``/``value`` (B, Hkv, T, d), of which the first ``valid``
     positions hold tokens (None: all; the rest is masked out); ``m``: the additive mask's
@@ -196,7 +230,7 @@ def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     # rows are [prefix][padding][question], so every row sees the whole prefix (the padding lies
     # in the rows' own part).
     q_fold = qg.permute(1, 0, 2, 3, 4).reshape(hkv, b * g * q, d)
-    o_pre, lse_pre = _prefix_attention(q_fold, pk, pv, scale)
+    o_pre, lse_pre = prefix_attention(q_fold, pk, pv, scale, prefix_kernel)
     o_pre = o_pre.view(hkv, b, g, q, d).permute(1, 0, 2, 3, 4)              # (B, Hkv, g, q, d)
     lse_pre = lse_pre.view(hkv, b, g, q, 1).permute(1, 0, 2, 3, 4)
     # the rows' own tokens (question and answer, T of them, few). The g query heads of a KV head

@@ -1,8 +1,7 @@
 """The shared-prefix attention (vlm3_ros/inference/shared_prefix.py) equals SDPA over the prefix
 replicated per row and concatenated with the rows' own keys: the question prefill with padding,
 a decode step, the unmasked causal case; the prefix part through PyTorch's fused CPU kernel and
-through materialised scores (bfloat16's and CUDA's path, builds without the kernel); float32 and
-bfloat16."""
+through materialised scores (any device); float32 and bfloat16."""
 
 from __future__ import annotations
 
@@ -47,18 +46,16 @@ def _reference(pk, pv, query, key, value, mask) -> torch.Tensor:
     return sdpa_attention_forward(_Attention(), query, k, v, mask)[0]
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("kernel", ["auto", "fused", "materialized"])
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("rows, q, own, pad", [(5, 9, 9, 2), (6, 1, 14, 3), (3, 4, 4, 0)])
 def test_equals_sdpa_over_the_replicated_prefix(rows: int, q: int, own: int, pad: int, dtype: torch.dtype,
-                                                tol: float, fused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    if fused and sp._CPU_FLASH is None:
+                                                tol: float, kernel: str) -> None:
+    if kernel == "fused" and sp._CPU_FLASH is None:
         pytest.skip("this PyTorch build has no fused CPU attention with log-sum-exp")
-    if not fused:
-        monkeypatch.setattr(sp, "_CPU_FLASH", None)
     pk, pv, query, key, value, mask = _case(rows, q, own, pad, dtype, seed=rows * q + own)
     cache = sp.shared_prefix_cache(type("C", (), {"layers": [type("L", (), {"keys": pk, "values": pv})()]})(),
-                                   config=None)
+                                   config=None, prefix_kernel=kernel)
     want = _reference(pk, pv, query, key, value, mask)
     with torch.inference_mode(), sp.active(cache):
         got = sp.shared_prefix_attention(_Attention(), query, key, value, mask)[0]
@@ -67,6 +64,20 @@ def test_equals_sdpa_over_the_replicated_prefix(rows: int, q: int, own: int, pad
     torch.testing.assert_close(got.float(), want.float(), atol=tol, rtol=tol)
     if unmasked is not None:   # no padding: the causal rule alone gives the same attention
         torch.testing.assert_close(unmasked.float(), want.float(), atol=tol, rtol=tol)
+
+
+def test_prefix_kernel_choice() -> None:
+    """"auto" is the fused CPU kernel in float32 only; CUDA runs its fused kernel only when asked
+    ("fused"), until it is measured there; an unknown name is refused."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert sp.fused_prefix_kernel(cpu, torch.float32) is sp._CPU_FLASH
+    assert sp.fused_prefix_kernel(cpu, torch.bfloat16) is None
+    assert sp.fused_prefix_kernel(cpu, torch.bfloat16, "fused") is sp._CPU_FLASH
+    assert sp.fused_prefix_kernel(cpu, torch.float32, "materialized") is None
+    assert sp.fused_prefix_kernel(cuda, torch.bfloat16) is None
+    assert sp.fused_prefix_kernel(cuda, torch.bfloat16, "fused") is sp._CUDA_EFFICIENT
+    with pytest.raises(ValueError, match="prefix_kernel must be one of"):
+        sp.SharedPrefixLayer(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), prefix_kernel="flash")
 
 
 def test_layers_without_a_shared_prefix_run_sdpa() -> None:

@@ -1,0 +1,119 @@
+"""The compute floor of one depth frame on the true Qwen3-VL-4B: the floating-point work the engine
+must do for N points, and the time that work takes at a given accelerator peak. Arithmetic, not a
+measurement: it says which latency targets a GPU can reach at all with the contract's prompt.
+
+  python bench/engine_floor.py                        # H100/H200 dense bf16 peak (989 TFLOP/s)
+  python bench/engine_floor.py --peak-tflops 312 --bandwidth-tbs 2.0   # an A100 80GB
+
+Counted (multiply-add = 2 FLOP): the vision encoder over the frame's patches, the image prefix's
+prefill, every question's own tokens after the shared leading ones (padded to the longest, as the
+engine batches them) and the answer steps (every row: the text layers and the output layer), each
+with its attention over the prefix. Token counts come from the real tokenizer and the contract's
+depth prompt (coordinates drawn as the benchmark draws them); the prefix from the image token
+count of one bag frame at the depth task's 1000 px focal length. Memory traffic is counted for the
+answer steps (every weight read once per step): a step costs at least the larger of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONFIG = ROOT / "vlm3_ros" / "data" / "qwen3_vl_4b_instruct_config.json"
+
+
+def question_tokens(checkpoint: Path, points: int, seed: int = 0) -> tuple[int, int]:
+    """(shared leading tokens, own tokens per row padded to the batch's longest) for ``points``
+    depth questions with random coordinates, tokenised as the engine does."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from vlm3_ros.contract.prompts import PromptSet
+
+    tok = AutoTokenizer.from_pretrained(str(checkpoint))
+    prompts = PromptSet()
+    rng = np.random.default_rng(seed)
+    ids = [tok(prompts.render_depth(*rng.integers(0, 2000, 2)) + "<|im_end|>\n<|im_start|>assistant\n",
+               add_special_tokens=False)["input_ids"] for _ in range(points)]
+    lead = 0
+    if points > 1:
+        n = min(len(s) for s in ids) - 1
+        while lead < n and all(s[lead] == ids[0][lead] for s in ids):
+            lead += 1
+    return lead, max(len(s) for s in ids) - lead
+
+
+def floor(points: int, lead: int, own: int, prefix: int, answer: int, conf: dict) -> dict[str, float]:
+    t, v = conf["text_config"], conf["vision_config"]
+    h, inter, layers = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"]
+    heads, kv, d, vocab = t["num_attention_heads"], t["num_key_value_heads"], t["head_dim"], t["vocab_size"]
+    layer_params = h * heads * d + 2 * h * kv * d + heads * d * h + 3 * h * inter
+    per_token = 2 * layer_params * layers                          # the text layers' matmuls
+
+    def attention(context: float) -> float:                        # scores + weighted values, all layers
+        return 4 * heads * d * context * layers
+
+    vh, vi = v["hidden_size"], v["intermediate_size"]
+    patches = prefix * v["spatial_merge_size"] ** 2
+    vision = 2 * (4 * vh * vh + 2 * vh * vi) * v["depth"] * patches
+    prefill = (prefix + lead) * per_token + (prefix + lead) * attention((prefix + lead) / 2)
+    questions = points * own * (per_token + attention(prefix + lead + own / 2))
+    step = points * (per_token + attention(prefix + lead + own + answer / 2) + 2 * h * vocab)
+    weights_bytes = 2 * (layer_params * layers + h * vocab)       # bf16, read once per step
+    return {"vision_tflop": vision / 1e12, "prefix_tflop": prefill / 1e12, "questions_tflop": questions / 1e12,
+            "answer_tflop": answer * step / 1e12, "weights_gb": weights_bytes / 1e9}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--points", default="1,8,64,256")
+    p.add_argument("--answer-tokens", type=int, default=25,
+                   help="answer length (the depth answer with its think block)")
+    p.add_argument("--prefix", type=int, default=1136, help="image prefix tokens (one bag frame at fx 1000)")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM / H200: 989)")
+    p.add_argument("--bandwidth-tbs", type=float, default=4.8, help="memory bandwidth, TB/s (H200: 4.8)")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
+                   help="the offline tokenizer (vlm3-ros make-test-checkpoint builds it)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    a = p.parse_args(argv)
+    conf = json.loads(CONFIG.read_text())
+    rows = []
+    for n in (int(x) for x in a.points.split(",")):
+        lead, own = question_tokens(a.checkpoint, n)
+        f = floor(n, lead, own, a.prefix, a.answer_tokens, conf)
+        compute_s = (f["vision_tflop"] + f["prefix_tflop"] + f["questions_tflop"]) / a.peak_tflops
+        per_step = max(f["answer_tflop"] / a.answer_tokens / a.peak_tflops, f["weights_gb"] / 1e3 / a.bandwidth_tbs)
+        rows.append({"points": n, "shared_lead_tokens": lead, "own_tokens": own, **f,
+                     "floor_ms": (compute_s + a.answer_tokens * per_step) * 1e3,
+                     "questions_ms": f["questions_tflop"] / a.peak_tflops * 1e3,
+                     "answer_ms": a.answer_tokens * per_step * 1e3})
+    a.out.mkdir(parents=True, exist_ok=True)
+    meta = {"peak_tflops": a.peak_tflops, "bandwidth_tbs": a.bandwidth_tbs, "prefix": a.prefix,
+            "answer_tokens": a.answer_tokens, "config": str(CONFIG.relative_to(ROOT))}
+    (a.out / "engine_floor_4b.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    cmd = " ".join(argv if argv is not None else sys.argv[1:])
+    md = ["# Compute floor of a depth frame on Qwen3-VL-4B (arithmetic, not a measurement)", "",
+          f"Command: `python bench/engine_floor.py {cmd}`. At {a.peak_tflops:g} TFLOP/s (bf16, dense) and "
+          f"{a.bandwidth_tbs:g} TB/s, {a.prefix} image-prefix tokens, {a.answer_tokens} answer tokens; every "
+          f"answer step reads the {rows[0]['weights_gb']:.1f} GB of bf16 weights once. The floor is the "
+          f"time at 100% of peak: real kernels reach a fraction of it.", "",
+          "| points | shared leading tokens | own tokens/row | vision + prefix TFLOP | questions TFLOP "
+          "| answer steps TFLOP | questions ms at peak | answer steps ms at peak | floor ms/frame |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['points']} | {r['shared_lead_tokens']} | {r['own_tokens']} | "
+                  f"{r['vision_tflop'] + r['prefix_tflop']:.1f} | {r['questions_tflop']:.1f} | "
+                  f"{r['answer_tflop']:.1f} | "
+                  f"{r['questions_ms']:.1f} | {r['answer_ms']:.1f} | {r['floor_ms']:.1f} |")
+    (a.out / "engine_floor_4b.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
