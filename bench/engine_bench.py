@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Shared-prefix engine vs naive per-question generate: per-frame latency and points per second
 for 1, 8, 64 and 256 depth points on one frame, side by side in one run, plus peak memory.
-Modes: engine (rows attend to one shared prefix KV), replicated (the engine with the prefix KV
-copied per row, the previous design), naive (one generate per question).
+Modes: engine (rows attend to one shared prefix KV), no-lead (the engine without prefilling the
+questions' common leading tokens once), replicated (the engine with the prefix KV copied per row,
+the previous design), naive (one generate per question).
 
   python bench/engine_bench.py                         # CPU, tiny offline checkpoint (untrained)
   python bench/engine_bench.py --arch 4b --device cuda --dtype bfloat16   # true Qwen3-VL-4B shape, random weights
@@ -49,7 +50,7 @@ def build_backend(a: argparse.Namespace, mode: str):
 
     # min_new_tokens: random weights would stop at arbitrary lengths; force the answer length.
     cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens,
-                              shared_prefix_attention=mode != "replicated",
+                              shared_prefix_attention=mode != "replicated", shared_question_lead=mode != "no-lead",
                               prefix_kernel=getattr(a, "prefix_kernel", "auto"))   # latency.py has none
     if a.arch == "tiny":
         return TransformersBackend(cfg)
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
                    help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
                         "the results files are named with it")
+    p.add_argument("--name-suffix", default="", help="appended to the results files' names "
+                   "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--_worker", nargs=2, metavar=("MODE", "POINTS"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -206,18 +209,21 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
     if a.prefix_kernel != "auto":
         tag += f"_prefix-{a.prefix_kernel}"
+    tag += a.name_suffix
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
             "prefix_kernel": a.prefix_kernel,
             "batch_size": a.batch_size, "python": platform.python_version(), "machine": machine(),
             "cpu_count": __import__("os").cpu_count()}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     mem = "peak_gpu_mib" if a.device.startswith("cuda") else "peak_rss_mib"
-    modes = [m for m in ("engine", "replicated", "naive") if any(r["mode"] == m for r in rows)]
+    modes = [m for m in ("engine", "no-lead", "replicated", "naive") if any(r["mode"] == m for r in rows)]
     md = [f"# engine vs replicated vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, "
           f"median of {a.frames} frames)", "",
           f"Machine: {meta['machine']}. Command: "
           f"`python bench/engine_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-          "engine: rows attend to one shared prefix KV; replicated: the prefix KV copied per row; naive: one "
+          "engine: rows attend to one shared prefix KV (the questions' common leading tokens prefilled once); "
+          + ("no-lead: the engine with every row prefilling its whole question; " if "no-lead" in modes else "")
+          + "replicated: the prefix KV copied per row; naive: one "
           "generate per question. question prefill: the first forward over the batch's questions (after the "
           "image prefix); answer step: one decode step of a batch after it (one new token per row); "
           "attention+KV: of that step, the text layers' KV-cache updates and attention (the part sharing the "

@@ -65,6 +65,13 @@ def test_common_leading_question_tokens_are_prefilled_once_per_group(backends) -
     # one question: nothing to share, the row prefills its own tokens
     eng.answer(qs[:1])
     assert eng.stats["shared_question_tokens"] - before == k
+    # switched off (the benchmark's no-lead mode): every row prefills its whole question
+    off = TransformersBackend(LocalModelConfig(str(eng.cfg.path), mode="engine", shared_question_lead=False))
+    try:
+        assert [x.text for x in off.answer(qs)] == [y.text for y in nai.answer(qs)]
+        assert off.stats["shared_question_tokens"] == 0
+    finally:
+        off.close()
 
 
 def test_engine_equals_naive_across_frames_of_different_sizes(backends) -> None:

@@ -70,6 +70,7 @@ class LocalModelConfig:
     greedy_loop: bool = True               # engine: own greedy decode loop; False: transformers' generate
     sliced_argmax: bool = True             # greedy loop on a CPU: next token from vocabulary slices (lm_head.py)
     prefix_kernel: str = "auto"            # shared prefix: auto | fused | materialized (shared_prefix.PREFIX_KERNELS)
+    shared_question_lead: bool = True      # engine: the questions' common leading tokens prefilled once per group
 
     def validate(self) -> None:
         if not self.path:
@@ -624,7 +625,7 @@ class TransformersBackend:
         in every row (causal attention: a token sees only what precedes it), so this is the same
         computation as per row. Each row keeps at least its last token, whose logits give its first
         answer token. The split is on token ids, so each row's tokens are exactly its own."""
-        if len(suffixes) < 2:
+        if len(suffixes) < 2 or not self.cfg.shared_question_lead:
             return prefix, suffixes
         first, n = suffixes[0], min(len(s) for s in suffixes) - 1
         k = 0
