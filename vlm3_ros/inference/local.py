@@ -620,7 +620,7 @@ class TransformersBackend:
 
     def _common_lead(self, prefix: _Prefix, suffixes: list[list[int]]) -> tuple[_Prefix, list[list[int]]]:
         """The group's questions' common leading tokens (the depth prompt's "Given this image, how
-        far is the point at coordinates (", 12 of its 84 tokens) prefilled once, at batch 1, on a
+        far is the point at coordinates (", 12 of its 80-86 tokens) prefilled once, at batch 1, on a
         copy of the image prefix: the rows then start after them. Their keys and values are the same
         in every row (causal attention: a token sees only what precedes it), so this is the same
         computation as per row. Each row keeps at least its last token, whose logits give its first
