@@ -34,17 +34,14 @@ def question_tokens(checkpoint: Path, points: int, seed: int = 0) -> tuple[int, 
     from transformers import AutoTokenizer
 
     from vlm3_ros.contract.prompts import PromptSet
+    from vlm3_ros.inference.local import common_lead_length
 
     tok = AutoTokenizer.from_pretrained(str(checkpoint))
     prompts = PromptSet()
     rng = np.random.default_rng(seed)
     ids = [tok(prompts.render_depth(*rng.integers(0, 2000, 2)) + "<|im_end|>\n<|im_start|>assistant\n",
                add_special_tokens=False)["input_ids"] for _ in range(points)]
-    lead = 0
-    if points > 1:
-        n = min(len(s) for s in ids) - 1
-        while lead < n and all(s[lead] == ids[0][lead] for s in ids):
-            lead += 1
+    lead = common_lead_length(ids)
     return lead, max(len(s) for s in ids) - lead
 
 

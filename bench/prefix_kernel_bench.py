@@ -151,14 +151,17 @@ def main(argv: list[str] | None = None) -> int:
           f"from a float64 reference. queries/row 72: a depth question's prefill; 1: an answer step.", "",
           "| dtype | rows | queries/row | fused ms | materialized ms | fused/materialized | fused err (out, lse) "
           "| materialized err (out, lse) |", "|---|---|---|---|---|---|---|---|"]
+    def ms(k: dict | None) -> str:
+        return f"{k['ms']:.2f}" if k else "-"
+
+    def err(k: dict | None) -> str:
+        return f"{k['max_abs_err_out']:.1e}, {k['max_abs_err_lse']:.1e}" if k else "-"
+
     for r in rows:
         f, m = r["fused"], r["materialized"]
         ratio = f"{f['ms'] / m['ms']:.2f}" if f and m else "-"
-        md.append(f"| {r['dtype']} | {r['rows']} | {r['queries']} | {f['ms']:.2f} | " if f else
-                  f"| {r['dtype']} | {r['rows']} | {r['queries']} | - | ")
-        md[-1] += (f"{m['ms']:.2f} | {ratio} | "
-                   + (f"{f['max_abs_err_out']:.1e}, {f['max_abs_err_lse']:.1e}" if f else "-")
-                   + f" | {m['max_abs_err_out']:.1e}, {m['max_abs_err_lse']:.1e} |")
+        md.append(f"| {r['dtype']} | {r['rows']} | {r['queries']} | {ms(f)} | {ms(m)} | {ratio} | {err(f)} "
+                  f"| {err(m)} |")
     if check:
         md += ["", f"Engine tokens vs naive generate (tiny checkpoint, float32, {a.device}, {check['questions']} "
                f"depth questions, {check['distinct_answers']} distinct answers): "

@@ -234,6 +234,18 @@ def _load_model(cfg: LocalModelConfig, device: str) -> Any:
     return model
 
 
+def common_lead_length(token_ids: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all of ``token_ids`` share, leaving every sequence at least its
+    last token (whose logits give its first answer token); 0 for fewer than two sequences."""
+    if len(token_ids) < 2:
+        return 0
+    first, n = token_ids[0], min(len(s) for s in token_ids) - 1
+    k = 0
+    while k < n and all(s[k] == first[k] for s in token_ids):
+        k += 1
+    return k
+
+
 def _cache_bytes(cache: Any) -> int:
     """Bytes held by a transformers DynamicCache (its layers' key and value tensors)."""
     total = 0
@@ -625,14 +637,10 @@ class TransformersBackend:
         in every row (causal attention: a token sees only what precedes it), so this is the same
         computation as per row. Each row keeps at least its last token, whose logits give its first
         answer token. The split is on token ids, so each row's tokens are exactly its own."""
-        if len(suffixes) < 2 or not self.cfg.shared_question_lead:
-            return prefix, suffixes
-        first, n = suffixes[0], min(len(s) for s in suffixes) - 1
-        k = 0
-        while k < n and all(s[k] == first[k] for s in suffixes):
-            k += 1
+        k = common_lead_length(suffixes) if self.cfg.shared_question_lead else 0
         if k == 0:
             return prefix, suffixes
+        first = suffixes[0]
         torch = _torch()
         P = prefix.ids.shape[1]
         lead = torch.tensor([first[:k]], dtype=torch.long, device=self.device)

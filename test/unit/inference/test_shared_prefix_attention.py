@@ -128,3 +128,13 @@ def test_preallocated_own_keys_are_read_whole_with_their_unwritten_tail_masked(d
         got = sp.shared_prefix_attention(_Attention(), step_q, k2, v2, step_mask)[0]
     want = _reference(pk, pv, step_q, key, value, step_mask)
     torch.testing.assert_close(got.float(), want.float(), atol=tol, rtol=tol)
+
+
+def test_common_lead_length_leaves_every_row_its_last_token() -> None:
+    from vlm3_ros.inference.local import common_lead_length
+
+    assert common_lead_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9, 4]]) == 2
+    assert common_lead_length([[1, 2, 3], [1, 2, 3, 4]]) == 2     # the shorter row keeps its last token
+    assert common_lead_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_lead_length([[7, 2], [8, 2]]) == 0
+    assert common_lead_length([[1, 2, 3]]) == 0                   # one question shares nothing
