@@ -109,6 +109,8 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
     seq = TumSequence()
     cam = CameraModel.from_camera_info(seq.camera_info)
     backend = build_backend(a, mode)
+    if a.device.startswith("cuda"):   # the peak of serving: the 4B is built in float32, then cast
+        torch.cuda.reset_peak_memory_stats()
     pipe = Pipeline({"depth": backend}, pipeline_settings(node_config(a, mode)))
     clock = None
     if a.device == "cpu" and mode != "naive":
@@ -161,50 +163,10 @@ def header(modes: list[str]) -> str:
     return "| " + " | ".join(cols) + " |"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", choices=("tiny", "4b", "4b-narrow"), default="tiny")
-    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
-                   help="tiny checkpoint (tokenizer/processor also used for --arch 4b)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--points", default="1,8,64,256")
-    p.add_argument("--modes", default="engine,replicated,naive")
-    p.add_argument("--naive-max-points", type=int, default=256, help="skip naive runs above this many points")
-    p.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after 1 warm-up)")
-    p.add_argument("--answer-tokens", type=int, default=25)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
-                   help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
-                        "the results files are named with it")
-    p.add_argument("--name-suffix", default="", help="appended to the results files' names "
-                   "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    p.add_argument("--_worker", nargs=2, metavar=("MODE", "POINTS"), help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a._worker:
-        print("RESULT " + json.dumps(worker(a, a._worker[0], int(a._worker[1]))))
-        return 0
+def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | None) -> list[str]:
+    """Write the JSON and the Markdown table of ``rows``; returns the table's lines."""
     from latency import machine
 
-    from vlm3_ros.inference.assets import make_test_checkpoint
-
-    make_test_checkpoint(a.checkpoint)
-    rows = []
-    passthrough = [x for x in (argv if argv is not None else sys.argv[1:])]
-    for pts in (int(x) for x in a.points.split(",")):
-        for mode in a.modes.split(","):
-            if mode == "naive" and pts > a.naive_max_points:
-                continue
-            r = subprocess.run([sys.executable, __file__, *passthrough, "--_worker", mode, str(pts)],
-                               capture_output=True, text=True)
-            line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-            if r.returncode or not line:
-                print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)
-                return 1
-            rows.append(json.loads(line[0][7:]))
-            print(f"{mode:>6} {pts:>4} points: {rows[-1]['frame_s'] * 1000:9.1f} ms/frame "
-                  f"{rows[-1]['points_per_s']:8.2f} points/s", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
     if a.prefix_kernel != "auto":
@@ -249,8 +211,58 @@ def main(argv: list[str] | None = None) -> int:
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
         md.append(f"| {pts} | " + " | ".join(cells) + " |")
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=("tiny", "4b", "4b-narrow"), default="tiny")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
+                   help="tiny checkpoint (tokenizer/processor also used for --arch 4b)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--points", default="1,8,64,256")
+    p.add_argument("--modes", default="engine,replicated,naive")
+    p.add_argument("--naive-max-points", type=int, default=256, help="skip naive runs above this many points")
+    p.add_argument("--frames", type=int, default=3, help="timed frames per configuration (after 1 warm-up)")
+    p.add_argument("--answer-tokens", type=int, default=25)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
+                   help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
+                        "the results files are named with it")
+    p.add_argument("--name-suffix", default="", help="appended to the results files' names "
+                   "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--_worker", nargs=2, metavar=("MODE", "POINTS"), help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a._worker:
+        print("RESULT " + json.dumps(worker(a, a._worker[0], int(a._worker[1]))))
+        return 0
+    from vlm3_ros.inference.assets import make_test_checkpoint
+
+    make_test_checkpoint(a.checkpoint)
+    rows, failed, md = [], [], []
+    passthrough = [x for x in (argv if argv is not None else sys.argv[1:])]
+    for pts in (int(x) for x in a.points.split(",")):
+        for mode in a.modes.split(","):
+            if mode == "naive" and pts > a.naive_max_points:
+                continue
+            r = subprocess.run([sys.executable, __file__, *passthrough, "--_worker", mode, str(pts)],
+                               capture_output=True, text=True)
+            line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+            if r.returncode or not line:   # say why, and go on: one failed configuration (memory) keeps the rest
+                print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)
+                print(f"{mode:>6} {pts:>4} points: FAILED (exit {r.returncode}), output above", flush=True)
+                failed.append(f"{mode} {pts}")
+                continue
+            rows.append(json.loads(line[0][7:]))
+            print(f"{mode:>6} {pts:>4} points: {rows[-1]['frame_s'] * 1000:9.1f} ms/frame "
+                  f"{rows[-1]['points_per_s']:8.2f} points/s", flush=True)
+            md = write_results(a, rows, argv)   # after every row: a run cut short by a time limit keeps its rows
     print("\n".join(md))
-    return 0
+    if failed:
+        print("failed configurations: " + ", ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

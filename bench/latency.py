@@ -71,48 +71,93 @@ def serving_core(a: argparse.Namespace, backend, path: str):
     return core
 
 
-def run_path(a: argparse.Namespace, core, points: int, stamp_base: int) -> dict:
+def ros_available() -> bool:
+    """Whether ROS 2's message packages and this package's generated interfaces import here (a
+    GPU machine with torch alone has neither: the request then goes straight to the serving core)."""
+    try:
+        import vlm3_ros.msg
+        import vlm3_ros.ros.services  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ros_request(core, frame, px: np.ndarray, stamp: int) -> dict:
+    """One GetDepth the way the node answers it: the camera callback's decode, the service
+    handler with its response conversion, the sparse cloud's packing."""
     from vlm3_ros.geometry.backproject import pack_points
     from vlm3_ros.msg import FrameSelector, Pixel
-    from vlm3_ros.readers.tum import TumSequence
     from vlm3_ros.ros import conversions as cv
     from vlm3_ros.ros.services import get_depth
     from vlm3_ros.srv import GetDepth
 
+    rgb, info = frame
+    msg = cv.rgb_to_image(rgb, stamp, info.frame_id)
+    t = time.perf_counter()
+    rgb = cv.image_to_rgb(msg, 4096 * 4096)   # what the camera callback does per frame
+    decode_cb = time.perf_counter() - t
+    core.on_camera_info(stamp, info)
+    core.on_image(stamp, msg.header.frame_id, lambda rgb=rgb: rgb)
+    req = GetDepth.Request(frame=FrameSelector(mode=FrameSelector.BY_STAMP, stamp=cv.to_time(stamp)),
+                           pixels=[Pixel(x=float(x), y=float(y)) for x, y in px])
+    sync()
+    t = time.perf_counter()
+    resp = get_depth(core, req, GetDepth.Response())
+    total = time.perf_counter() - t
+    pts = np.array([[p.x, p.y, p.z] for p in resp.points], dtype=np.float32).reshape(-1, 3)
+    t = time.perf_counter()
+    cv.pointcloud2(pack_points(pts), stamp, msg.header.frame_id)
+    cloud = time.perf_counter() - t
+    tm = resp.timing
+    return {"decode_cb": decode_cb, **{c: getattr(tm, s) for c, s in zip(COLUMNS[1:8], STAGE_FIELDS, strict=True)},
+            "cloud": cloud, "service_total": total, "status": int(resp.status.code),
+            "image_tokens": int(tm.prompt_tokens)}
+
+
+def core_request(core, frame, px: np.ndarray, stamp: int) -> dict:
+    """The same request without ROS 2: straight to the serving core (no camera decode, response
+    conversion or cloud packing, which stay NaN: 'n/a' in the table)."""
+    from vlm3_ros.serving.core import FrameMode, FrameRef
+
+    rgb, info = frame
+    core.on_camera_info(stamp, info)
+    core.on_image(stamp, info.frame_id, lambda rgb=rgb: rgb)
+    sync()
+    t = time.perf_counter()
+    reply = core.get_depth(FrameRef(FrameMode.BY_STAMP, stamp), px, 0)   # 0: GetDepth.Z_DEPTH
+    total = time.perf_counter() - t
+    nan = float("nan")
+    tm = reply.result.timings if reply.result is not None else None
+    stages = {c: (getattr(tm, s) if tm is not None else nan) for c, s in zip(COLUMNS[1:8], STAGE_FIELDS, strict=True)}
+    stages["convert"] = nan
+    return {"decode_cb": nan, **stages, "cloud": nan, "service_total": total, "status": int(reply.code),
+            "image_tokens": int(tm.prompt_tokens) if tm is not None else 0}
+
+
+def sync() -> None:
+    """Finish the device's queued work before a clock is read (CUDA runs asynchronously)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def run_path(a: argparse.Namespace, core, points: int, stamp_base: int, ros: bool) -> dict:
+    from vlm3_ros.readers.tum import TumSequence
+
     seq = TumSequence()
     rng = np.random.default_rng(0)
+    request = ros_request if ros else core_request
     rows = []
     for k in range(a.frames + 1):  # frame 0 warms up
         f = seq.frames[k % len(seq.frames)]
         stamp = int(f.rgb_stamp * 1e9) + stamp_base + k   # a new frame each time: no render cache hit
-        msg = cv.rgb_to_image(f.rgb(), stamp, seq.camera_info.frame_id)
-        t = time.perf_counter()
-        rgb = cv.image_to_rgb(msg, 4096 * 4096)   # what the camera callback does per frame
-        decode_cb = time.perf_counter() - t
-        core.on_camera_info(stamp, seq.camera_info)
-        core.on_image(stamp, msg.header.frame_id, lambda rgb=rgb: rgb)
         px = np.column_stack([rng.uniform(10, 630, points), rng.uniform(10, 470, points)])
-        req = GetDepth.Request(frame=FrameSelector(mode=FrameSelector.BY_STAMP, stamp=cv.to_time(stamp)),
-                               pixels=[Pixel(x=float(x), y=float(y)) for x, y in px])
-        if a.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        resp = get_depth(core, req, GetDepth.Response())
-        total = time.perf_counter() - t
-        pts = np.array([[p.x, p.y, p.z] for p in resp.points], dtype=np.float32).reshape(-1, 3)
-        t = time.perf_counter()
-        cv.pointcloud2(pack_points(pts), stamp, msg.header.frame_id)
-        cloud = time.perf_counter() - t
+        row = request(core, (f.rgb(), seq.camera_info), px, stamp)
         if k:
-            tm = resp.timing
-            rows.append({"decode_cb": decode_cb, **{c: getattr(tm, s) for c, s in
-                                                      zip(COLUMNS[1:8], STAGE_FIELDS, strict=True)},
-                         "cloud": cloud, "service_total": total, "status": int(resp.status.code),
-                         "image_tokens": int(tm.prompt_tokens)})
+            rows.append(row)
     med = {c: float(np.median([r[c] for r in rows])) for c in (*COLUMNS, "service_total")}
-    med["outside_model"] = sum(med[c] for c in COLUMNS if c not in ("prefill", "decode"))
+    med["outside_model"] = sum(med[c] for c in COLUMNS if c not in ("prefill", "decode") and not np.isnan(med[c]))
     med["frames"] = len(rows)
     med["points"] = points
     med["statuses"] = sorted({r["status"] for r in rows})
@@ -134,7 +179,15 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
+    gpu = ""
+    try:   # results measured on a GPU name it (torch is there wherever a benchmark runs)
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f", GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    except ImportError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}{gpu}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,11 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     make_test_checkpoint(a.checkpoint)
     if not set(a.paths.split(",")) <= set(PATHS):
         p.error(f"--paths: each of {sorted(PATHS)}")
+    ros = ros_available()
+    if not ros:
+        print("latency: ROS 2 (or this package's generated interfaces) not importable here: requests go straight "
+              "to the serving core; camera decode, response conversion and cloud packing are not measured",
+              file=sys.stderr)
     cores = {path: serving_core(a, backend, path) for path, backend in backends(a).items()}
     jobs = [(pts, path) for pts in (int(x) for x in a.points.split(",")) for path in cores]
     rows = []
     for i, (pts, path) in enumerate(tqdm(jobs, desc="latency", unit="config")):
-        r = run_path(a, cores[path], pts, stamp_base=i * 10**10)
+        r = run_path(a, cores[path], pts, stamp_base=i * 10**10, ros=ros)
         r["path"] = path
         rows.append(r)
         tqdm.write(f"{path:>6} {pts:>4} points: service {r['service_total'] * 1e3:8.1f} ms, outside the model "
@@ -176,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     tag = f"latency_{a.arch}_{a.device.replace(':', '')}"
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
-            "batch_size": a.batch_size, "frames": a.frames, "machine": machine(),
+            "batch_size": a.batch_size, "frames": a.frames, "machine": machine(), "ros": ros,
             "command": "python bench/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     head = ("| points | image path | camera decode | queue | unify | image | prefill | decode | parse | convert "
@@ -186,10 +244,12 @@ def main(argv: list[str] | None = None) -> int:
           "Stages: docs/engine.md. `outside the model` = all but prefill and decode. `image path`: device = "
           "vlm3_ros.inference.image_processing (ours); once = the same, the unified view rendered straight at the "
           "model's grid (resample_once: one resampling, so `unify` holds the only resize and `image` none); pil = "
-          "the checkpoint's processor (the naive way).", "",
+          "the checkpoint's processor (the naive way)."
+          + ("" if ros else " No ROS 2 on this machine: requests went straight to the serving core, so camera "
+             "decode, convert and cloud pack are n/a (their CPU costs: latency_tiny_cpu.md)."), "",
           head, "|" + "---|" * 14]
     for r in rows:
-        cells = [f"{r[c] * 1e3:.2f}" for c in COLUMNS]
+        cells = ["n/a" if np.isnan(r[c]) else f"{r[c] * 1e3:.2f}" for c in COLUMNS]
         md.append(f"| {r['points']} | {r['path']} | " + " | ".join(cells) +
                   f" | {r['outside_model'] * 1e3:.1f} | {r['service_total'] * 1e3:.1f} | {status_names(r)} |")
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
