@@ -139,6 +139,12 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
             attn_s = (clock.seconds - attn_before) / steps if clock and steps else float("nan")
             split.append((backend.stats["question_prefill_s"] - before["question_prefill_s"], step_s, attn_s))
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else None
+    prof = None
+    if a.profile and mode != "naive":
+        px = np.column_stack([rng.uniform(10, 630, points), rng.uniform(10, 470, points)])
+        f = seq.frames[0]
+        prof = profile_frame(a, lambda: pipe.depth(Frame(f.rgb(), cam, int(f.rgb_stamp * 1e9) + 10**6, "cam"), px,
+                                                   "z_depth"))
     image_s, prefill_s, decode_s = (float(np.median(v)) for v in zip(*stages, strict=True))
     questions_s, step_s, attn_s = (float(np.median(v)) for v in zip(*split, strict=True))
     timed_loop = mode != "naive" and not np.isnan(step_s)
@@ -152,7 +158,44 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
             # of that step: the KV-cache updates and attention of the text layers (CPU only)
             "attention_kv_ms": attn_s * 1e3 if timed_loop and not np.isnan(attn_s) else None,
             "points_per_s": points / float(np.median(times)), "generated_tokens_per_frame": gen / len(times),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu,
+            "profile": prof}
+
+
+def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
+    """One more frame under torch.profiler: its wall time, the time the GPU spent in kernels
+    (the sum of their self times), how many kernels it launched, and the ops taking the most
+    device (CPU: host) time. Where the kernels' time is far below the wall time, the frame is
+    bound by launching them (Python and the framework per op), not by the GPU."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = a.device.startswith("cuda")
+    try:
+        acts = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+        with profile(activities=acts) as prof:
+            t = time.perf_counter()
+            run()
+            if cuda:
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - t
+        kind = torch.autograd.DeviceType.CUDA
+        # the kernels' own durations on the device (an op's self device time repeats its kernels')
+        kernels = [e for e in prof.events() if e.device_type == kind] if cuda else []
+        busy = sum(e.time_range.elapsed_us() for e in kernels) / 1e3 if cuda else None
+
+        def self_us(e: Any) -> float:
+            if cuda:
+                return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)))
+            return float(e.self_cpu_time_total)
+
+        ops = [e for e in prof.key_averages() if getattr(e, "device_type", None) != kind]   # ops, not kernels
+        top = sorted(ops, key=self_us, reverse=True)[:10]
+        return {"wall_ms": wall * 1e3, "kernel_ms": busy, "kernels": len(kernels) if cuda else None,
+                "top": [{"op": e.key[:60], "self_ms": self_us(e) / 1e3, "calls": int(e.count)} for e in top]}
+    except Exception as e:   # a profiler problem must not cost the measurement
+        print(f"profile failed: {e!r}", file=sys.stderr)
+        return None
 
 
 def header(modes: list[str]) -> str:
@@ -210,6 +253,16 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
                       for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
         md.append(f"| {pts} | " + " | ".join(cells) + " |")
+    for r in rows:
+        pr = r.get("profile")
+        if not pr:
+            continue
+        kern = (f"; GPU kernels {pr['kernel_ms']:.1f} ms ({pr['kernel_ms'] / pr['wall_ms']:.0%} of the wall time), "
+                f"{pr['kernels']} kernels launched" if pr.get("kernel_ms") is not None else "")
+        md += ["", f"Profile of one more {r['mode']} frame at {r['points']} points (torch.profiler): wall "
+               f"{pr['wall_ms']:.1f} ms{kern}. Ops by self {'device' if kern else 'host'} time:", "",
+               "| op | self ms | calls |", "|---|---|---|"]
+        md += [f"| `{t['op']}` | {t['self_ms']:.1f} | {t['calls']} |" for t in pr["top"]]
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
     return md
 
@@ -232,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the results files are named with it")
     p.add_argument("--name-suffix", default="", help="appended to the results files' names "
                    "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
+    p.add_argument("--profile", action="store_true",
+                   help="profile one more frame per engine configuration (torch.profiler): GPU kernel time vs "
+                        "wall time, kernels launched, the costliest ops; added to the Markdown table")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--_worker", nargs=2, metavar=("MODE", "POINTS"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)

@@ -25,9 +25,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def on_device(batch: Any, device: str) -> Any:
+    """``batch`` with its tensors on ``device`` (the Trainer does this in a real run; the builders
+    return CPU tensors)."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: on_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list):
+        return [on_device(v, device) for v in batch]
+    return batch
 
 
 def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
@@ -60,9 +75,9 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
         g = groups[k % len(groups)]
         t = time.perf_counter()
         if mode == "ours":
-            loss = answer_loss(model, builder(g), vision)
+            loss = answer_loss(model, on_device(builder(g), a.device), vision)
         else:
-            loss = plain_loss(model, full_sequences(builder, g))
+            loss = plain_loss(model, on_device(full_sequences(builder, g), a.device))
         loss.backward()
         opt.step()
         opt.zero_grad()

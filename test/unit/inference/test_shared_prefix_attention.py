@@ -84,15 +84,16 @@ def test_bfloat16_prefix_log_sum_exp_is_accurate(kernel: str) -> None:
 
 
 def test_prefix_kernel_choice() -> None:
-    """"auto" is the fused CPU kernel in float32 only; CUDA runs its fused kernel only when asked
-    ("fused"), until it is measured there; an unknown name is refused."""
+    """"auto" is the fused CPU kernel in float32 only, and CUDA's fused kernel in any dtype (measured
+    faster on an H200: bench/results/prefix_kernel_cuda.md); an unknown name is refused."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert sp.fused_prefix_kernel(cpu, torch.float32) is sp._CPU_FLASH
     assert sp.fused_prefix_kernel(cpu, torch.bfloat16) is None
     assert sp.fused_prefix_kernel(cpu, torch.bfloat16, "fused") is sp._CPU_FLASH
     assert sp.fused_prefix_kernel(cpu, torch.float32, "materialized") is None
-    assert sp.fused_prefix_kernel(cuda, torch.bfloat16) is None
-    assert sp.fused_prefix_kernel(cuda, torch.bfloat16, "fused") is sp._CUDA_EFFICIENT
+    assert sp.fused_prefix_kernel(cuda, torch.bfloat16) is sp._CUDA_EFFICIENT
+    assert sp.fused_prefix_kernel(cuda, torch.float32, "fused") is sp._CUDA_EFFICIENT
+    assert sp.fused_prefix_kernel(cuda, torch.bfloat16, "materialized") is None
     with pytest.raises(ValueError, match="prefix_kernel must be one of"):
         sp.SharedPrefixLayer(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), prefix_kernel="flash")
 
