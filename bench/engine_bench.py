@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -218,13 +220,13 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
             "prefix_kernel": a.prefix_kernel,
             "batch_size": a.batch_size, "python": platform.python_version(), "machine": machine(),
-            "cpu_count": __import__("os").cpu_count()}
+            "cpu_count": os.cpu_count(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     mem = "peak_gpu_mib" if a.device.startswith("cuda") else "peak_rss_mib"
     modes = [m for m in ("engine", "no-lead", "replicated", "naive") if any(r["mode"] == m for r in rows)]
     md = [f"# engine vs replicated vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, "
           f"median of {a.frames} frames)", "",
-          f"Machine: {meta['machine']}. Command: "
+          f"Measured {meta['date']}. Machine: {meta['machine']}. Command: "
           f"`python bench/engine_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
           "engine: rows attend to one shared prefix KV (the questions' common leading tokens prefilled once); "
           + ("no-lead: the engine with every row prefilling its whole question; " if "no-lead" in modes else "")

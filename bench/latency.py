@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -235,12 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"latency_{a.arch}_{a.device.replace(':', '')}"
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
             "batch_size": a.batch_size, "frames": a.frames, "machine": machine(), "ros": ros,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python bench/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     head = ("| points | image path | camera decode | queue | unify | image | prefill | decode | parse | convert "
             "| cloud pack | outside the model | service total | statuses |")
     md = [f"# Latency by stage ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of {a.frames} frames, "
-          "ms)", "", f"Machine: {meta['machine']}. Command: `{meta['command']}`.", "",
+          "ms)", "", f"Measured {meta['date']}. Machine: {meta['machine']}. Command: `{meta['command']}`.", "",
           "Stages: docs/engine.md. `outside the model` = all but prefill and decode. `image path`: device = "
           "vlm3_ros.inference.image_processing (ours); once = the same, the unified view rendered straight at the "
           "model's grid (resample_once: one resampling, so `unify` holds the only resize and `image` none); pil = "
