@@ -20,7 +20,7 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
        kernel vs naive generate (tiny checkpoint, float32, on the GPU)
     3. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
        (CUDA's "auto" is the fused kernel)
-    4. profile: bench/engine_bench.py --arch 4b --profile at 256 and 1 points: GPU kernel time vs wall
+    4. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
        time of one frame, kernels launched, the costliest ops
     5. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
        at 256 and 1 points
@@ -99,7 +99,7 @@ PY
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total,memory.used --format=csv 2>/dev/null || true
 # the largest configurations first: a step cut short by its limit keeps the ones that matter most
 device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=256,64,8,1; frames=3; lat_frames=3; lat_points=256,1
-rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256,1
+rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256
 if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
   arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4
   kernel_args=(--dtypes float32 --rows 8 --queries 1); mat_points=8; prof_points=8
@@ -128,7 +128,7 @@ step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "$
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
 step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
   --modes engine --points "$mat_points" --frames "$frames" --batch-size 256 --prefix-kernel materialized --out "$res"
-step profile 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
+step profile 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
   --points "$prof_points" --frames "$frames" --batch-size 256 --profile --name-suffix _profile --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
   --frames "$lat_frames" --batch-size 256 --out "$res"
