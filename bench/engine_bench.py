@@ -53,7 +53,8 @@ def build_backend(a: argparse.Namespace, mode: str):
     # min_new_tokens: random weights would stop at arbitrary lengths; force the answer length.
     cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens,
                               shared_prefix_attention=mode != "replicated", shared_question_lead=mode != "no-lead",
-                              prefix_kernel=getattr(a, "prefix_kernel", "auto"))   # latency.py has none
+                              prefix_kernel=getattr(a, "prefix_kernel", "auto"),   # latency.py has neither
+                              decode_graph=getattr(a, "decode_graph", "off"))
     if a.arch == "tiny":
         return TransformersBackend(cfg)
     from vlm3_ros.inference.assets import random_arch_model
@@ -161,7 +162,11 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
             "attention_kv_ms": attn_s * 1e3 if timed_loop and not np.isnan(attn_s) else None,
             "points_per_s": points / float(np.median(times)), "generated_tokens_per_frame": gen / len(times),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu,
-            "profile": prof}
+            "profile": prof, **{k: backend.stats.get(k, 0) for k in GRAPH_STATS}}
+
+
+# the answer steps' static shapes and CUDA graphs (decode_graph.py), per configuration
+GRAPH_STATS = ("static_steps", "graph_captures", "graph_replays", "graph_failures")
 
 
 def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
@@ -216,9 +221,11 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
     if a.prefix_kernel != "auto":
         tag += f"_prefix-{a.prefix_kernel}"
+    if a.decode_graph != "off":
+        tag += f"_graph-{a.decode_graph}"
     tag += a.name_suffix
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
-            "prefix_kernel": a.prefix_kernel,
+            "prefix_kernel": a.prefix_kernel, "decode_graph": a.decode_graph,
             "batch_size": a.batch_size, "python": platform.python_version(), "machine": machine(),
             "cpu_count": os.cpu_count(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -255,6 +262,12 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
                       for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
         md.append(f"| {pts} | " + " | ".join(cells) + " |")
+    if a.decode_graph != "off":
+        md += ["", f"Answer steps with static shapes (`decode_graph: {a.decode_graph}`), per configuration "
+               "(all frames, warm-up included): " + "; ".join(
+                   f"{r['points']} points: {r.get('static_steps', 0)} static steps, {r.get('graph_captures', 0)} "
+                   f"graphs captured, {r.get('graph_replays', 0)} replays, {r.get('graph_failures', 0)} failed captures"
+                   for r in rows if r["mode"] != "naive")]
     for r in rows:
         pr = r.get("profile")
         if not pr:
@@ -285,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
                    help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
                         "the results files are named with it")
+    p.add_argument("--decode-graph", default="off", choices=("off", "static", "cuda"),
+                   help="the engine's answer steps (LocalModelConfig.decode_graph): static shapes, and on CUDA one "
+                        "captured graph per batch; other than off, the results files are named with it")
     p.add_argument("--name-suffix", default="", help="appended to the results files' names "
                    "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
     p.add_argument("--profile", action="store_true",

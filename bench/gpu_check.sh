@@ -18,18 +18,22 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
     2. bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused kernel vs
        materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
        kernel vs naive generate (tiny checkpoint, float32, on the GPU)
-    3. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
+    3. engine-graph: bench/engine_bench.py --arch 4b --decode-graph cuda: the engine with its answer
+       steps captured as one CUDA graph per batch (step 2 checks their tokens on the tiny checkpoint)
+    4. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
        (CUDA's "auto" is the fused kernel)
-    4. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
+    5. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
        time of one frame, kernels launched, the costliest ops
-    5. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
+    6. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
        at 256 and 1 points
-    6. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
+    7. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
-  Step names: ceilings (0), engine, prefix-kernel, engine-materialized, profile, latency, finetune.
+  Step names: ceilings (0), engine, prefix-kernel, engine-graph, engine-materialized, profile, latency,
+  finetune.
   Results: bench/results/{engine_floor_4b_cuda,engine_4b_cuda,prefix_kernel_cuda,
-  engine_4b_cuda_prefix-materialized,engine_4b_cuda_profile,latency_4b_cuda,finetune_step_4b_cuda}.{json,md},
+  engine_4b_cuda_prefix-materialized,engine_4b_cuda_profile,engine_4b_cuda_graph-cuda,latency_4b_cuda,
+  finetune_step_4b_cuda}.{json,md},
   plus gpu_check.log; packed into
   gpu_check_results.tar.gz in --out DIR (default: $OUT when set), the log beside it.
 
@@ -126,6 +130,8 @@ step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" 
   --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
+step engine-graph 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$points" --frames "$frames" --batch-size 256 --decode-graph cuda --out "$res"
 step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
   --modes engine --points "$mat_points" --frames "$frames" --batch-size 256 --prefix-kernel materialized --out "$res"
 step profile 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \

@@ -108,6 +108,13 @@ def identity(device: str, checkpoint: Path, questions: int) -> dict[str, Any]:
         got = [a.text for a in eng.answer(qs)]
         eng.close()
         out[kernel] = sum(a == b for a, b in zip(got, want, strict=True))
+    # the answer steps as one captured CUDA graph per batch (decode_graph.py; static shapes elsewhere)
+    eng = TransformersBackend(LocalModelConfig(**base, mode="engine", decode_graph="cuda"))
+    got = [a.text for a in eng.answer(qs)]
+    out["decode_graph"] = sum(a == b for a, b in zip(got, want, strict=True))
+    out["graph_stats"] = {k: eng.stats[k] for k in ("static_steps", "graph_captures", "graph_replays",
+                                                     "graph_failures")}
+    eng.close()
     return out
 
 
@@ -165,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     if check:
         md += ["", f"Engine tokens vs naive generate (tiny checkpoint, float32, {a.device}, {check['questions']} "
                f"depth questions, {check['distinct_answers']} distinct answers): "
-               + ", ".join(f"{k} {check[k]}/{check['questions']} identical" for k in KERNELS) + "."]
+               + ", ".join(f"{k} {check[k]}/{check['questions']} identical" for k in KERNELS)
+               + f"; answer steps as a CUDA graph (`decode_graph: cuda`, static shapes where no CUDA) "
+               f"{check['decode_graph']}/{check['questions']} identical ("
+               + ", ".join(f"{k} {v}" for k, v in check["graph_stats"].items()) + ")."]
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

@@ -71,6 +71,7 @@ class LocalModelConfig:
     sliced_argmax: bool = True             # greedy loop on a CPU: next token from vocabulary slices (lm_head.py)
     prefix_kernel: str = "auto"            # shared prefix: auto | fused | materialized (shared_prefix.PREFIX_KERNELS)
     shared_question_lead: bool = True      # engine: the questions' common leading tokens prefilled once per group
+    decode_graph: str = "off"              # engine answer steps: off | static | cuda (decode_graph.DECODE_GRAPHS)
 
     def validate(self) -> None:
         if not self.path:
@@ -98,6 +99,10 @@ class LocalModelConfig:
 
         if self.prefix_kernel not in PREFIX_KERNELS:
             raise BackendError(f"prefix_kernel must be one of {PREFIX_KERNELS}, got {self.prefix_kernel!r}")
+        from vlm3_ros.inference.decode_graph import DECODE_GRAPHS
+
+        if self.decode_graph not in DECODE_GRAPHS:
+            raise BackendError(f"decode_graph must be one of {DECODE_GRAPHS}, got {self.decode_graph!r}")
 
 
 def _torch() -> Any:
@@ -336,10 +341,12 @@ class TransformersBackend:
         self._closer_mask: Any = None
         # question_prefill_s / answer_steps_s / answer_steps: the engine's own greedy loop splits its
         # decode time into the questions' prefill (first forward) and the answer steps after it;
-        # shared_question_tokens: the questions' common leading tokens prefilled once per group
+        # shared_question_tokens: the questions' common leading tokens prefilled once per group;
+        # static_steps / graph_*: answer steps with static shapes, and their CUDA graphs (decode_graph.py)
         self.stats = {"prefills": 0, "generate_calls": 0, "decode_steps": 0, "questions": 0, "prefix_hits": 0,
                       "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0,
                       "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0,
+                      "static_steps": 0, "graph_captures": 0, "graph_replays": 0, "graph_failures": 0,
                       "shared_question_tokens": 0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
@@ -592,6 +599,18 @@ class TransformersBackend:
         head = (lm_head.head_for(self.model.lm_head.weight) if self.cfg.sliced_argmax and ids.device.type == "cpu"
                 and lm_head.sliceable(self.model.lm_head) else None)
         sliced = head is not None and head.min_rows <= B
+
+        def forward(step_ids: Any, mask: Any, position_ids: Any) -> Any:
+            if sliced:
+                return self.model.model(input_ids=step_ids, attention_mask=mask, position_ids=position_ids,
+                                        past_key_values=cache, use_cache=True).last_hidden_state[:, -1, :]
+            return self.model(input_ids=step_ids, attention_mask=mask, position_ids=position_ids,
+                              past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+
+        # answer steps with static shapes (and as a CUDA graph): only over the shared prefix's
+        # preallocated buffers, set up after the questions' prefill (decode_graph.py)
+        use_static = self.cfg.decode_graph != "off" and self._shared_prefix and self.cfg.greedy_loop
+        static = None
         t0 = time.perf_counter()
         for t in range(max_new):
             if t == 1:   # the first forward was the questions' prefill; the answer steps follow
@@ -601,15 +620,14 @@ class TransformersBackend:
                 self.stats["question_prefill_s"] += t1 - t0
             # benchmarks on random weights: no end of turn before the forced length
             banned = eos if t < hold else eos[:0]
-            if sliced:
-                hidden = self.model.model(input_ids=step_ids, attention_mask=mask,
-                                          position_ids=(step_pos + rope_deltas)[None], past_key_values=cache,
-                                          use_cache=True).last_hidden_state[:, -1, :]
-                nxt = head(hidden, banned)
+            if static is not None:
+                res = static.step(step_ids, (step_pos + rope_deltas)[None])
             else:
-                logits = self.model(input_ids=step_ids, attention_mask=mask,
-                                    position_ids=(step_pos + rope_deltas)[None], past_key_values=cache,
-                                    use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                res = forward(step_ids, mask, (step_pos + rope_deltas)[None])
+            if sliced:
+                nxt = head(res, banned)
+            else:
+                logits = res.clone() if static is not None else res   # a graph's output is overwritten next step
                 logits[:, banned] = float("-inf")
                 nxt = logits.argmax(-1)
             nxt = torch.where(unfinished, nxt, torch.full_like(nxt, self.pad_id))
@@ -619,7 +637,13 @@ class TransformersBackend:
                 unfinished &= ~stop(torch.cat(out, dim=1), None)
             if not bool(unfinished.any()):
                 break
-            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+            if use_static and static is None:   # after the questions' prefill: the answer steps
+                from vlm3_ros.inference.decode_graph import StaticDecode
+
+                static = StaticDecode(forward, cache, mask, P, step_ids.shape[1], self.model.dtype,
+                                      self.cfg.decode_graph == "cuda", self.stats)
+            if static is None:
+                mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
             step_ids, step_pos = nxt[:, None], step_pos[:, -1:] + 1
         if len(out) > 2:   # answer steps after the prefill: their time and count (docs/engine.md)
             if self._sync is not None:

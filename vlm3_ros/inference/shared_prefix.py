@@ -53,10 +53,25 @@ class SharedPrefixLayer(DynamicLayer):
         self._fill = 0
         self._k_buf: torch.Tensor | None = None
         self._v_buf: torch.Tensor | None = None
+        self._index: torch.Tensor | None = None
+
+    def make_static(self, index: torch.Tensor) -> None:
+        """From now on one position per row per call is written at ``index`` (a one-element long
+        tensor the caller advances) and the whole buffers are returned: shapes and addresses stay
+        the same from step to step, so a decode step can be captured once and replayed (CUDA
+        graphs). The caller's 4D mask hides the positions not written yet."""
+        if self._k_buf is None:
+            raise RuntimeError("static decode needs the preallocated buffers (a capacity and a first update)")
+        self._index = index
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         n = key_states.shape[-2]
+        if self._index is not None and self._k_buf is not None and self._v_buf is not None:
+            # no Python-side position: the write lands where the device tensor says
+            self._k_buf.index_copy_(2, self._index, key_states)
+            self._v_buf.index_copy_(2, self._index, value_states)
+            return self._k_buf, self._v_buf
         if not self.capacity or key_states.requires_grad or self._fill + n > self.capacity:
             if self._k_buf is not None:  # outgrew the buffer: continue from what it holds
                 self._k_buf = self._v_buf = None

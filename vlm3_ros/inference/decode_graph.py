@@ -1,0 +1,110 @@
+"""Answer steps with static shapes, and their capture as one CUDA graph per batch.
+
+On a GPU an answer step of the 4B is launch-bound: about 3000 kernels per forward through the
+library's eager decoder layers, 36-78 ms per step on an H200 whatever the rows, while the GPU work
+of a 256-row step is a few ms (docs/engine.md, "On a GPU"). A CUDA graph replays the recorded
+kernels with one launch, but only if every step has the same shapes and tensor addresses. Here:
+
+- the rows' own keys/values are written at a device-tensor index into the buffers the
+  shared-prefix cache preallocated, which are returned whole (``SharedPrefixLayer.make_static``);
+- the mask is a 4D additive tensor over prefix + the whole buffer (the library takes a 4D mask
+  as it is), whose column for the position being written is opened before each step;
+- token ids and positions are copied into fixed input tensors.
+
+Modes (``LocalModelConfig.decode_graph``): ``static`` runs these steps eagerly (any device: the
+same tokens as the dynamic loop, tested on a CPU); ``cuda`` also captures the step after
+``WARMUP`` eager ones and replays it for the rest of the batch, on CUDA devices only; a capture
+that fails falls back to eager static steps for the batch and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+LOG = logging.getLogger(__name__)
+
+DECODE_GRAPHS = ("off", "static", "cuda")
+WARMUP = 2   # eager steps (on a side stream) before the capture: lazy library state is set up by then
+
+
+class StaticDecode:
+    """The answer steps of one batch after its questions' prefill.
+
+    ``forward(ids, mask, positions)`` runs the model on the fixed inputs and returns what the
+    greedy loop reads (logits or hidden states); ``cache``: the batch's shared-prefix cache, its
+    own buffers allocated (``capacity`` positions) and ``written`` of them filled by the prefill;
+    ``mask2d``: the prefill's (B, P + written) attention mask; ``dtype``: the mask's (the model's)."""
+
+    def __init__(self, forward: Callable[[Any, Any, Any], Any], cache: Any, mask2d: Any, P: int, written: int,
+                 dtype: Any, graphs: bool, stats: dict[str, Any]) -> None:
+        self.forward = forward
+        self.stats = stats
+        self.P, self.fill = P, written
+        B = mask2d.shape[0]
+        capacity = cache.layers[0].capacity
+        device = mask2d.device
+        low = torch.finfo(dtype).min
+        # (B, 1, 1, P + capacity): the prefill's padding as it was, the rest closed until written
+        self.mask = torch.full((B, 1, 1, P + capacity), low, dtype=dtype, device=device)
+        self.mask[:, 0, 0, :P + written] = torch.where(mask2d.bool(), 0.0, low).to(dtype)
+        self.index = torch.tensor([written], dtype=torch.long, device=device)
+        for layer in cache.layers:
+            layer.make_static(self.index)
+        self.ids = torch.zeros((B, 1), dtype=torch.long, device=device)
+        self.positions: Any = None
+        # one failed capture is enough: later batches of this backend decode eagerly without trying
+        self.graphs = graphs and device.type == "cuda" and not stats.get("graph_failures")
+        self.graph: Any = None
+        self.graph_out: Any = None
+        self.eager_steps = 0
+        self.failed = False
+
+    def step(self, ids: Any, positions: Any) -> Any:
+        """One answer step: ``ids`` (B, 1) the tokens just chosen, ``positions`` their position ids."""
+        if self.positions is None:
+            self.positions = torch.zeros_like(positions)
+        self.ids.copy_(ids)
+        self.positions.copy_(positions)
+        self.mask[:, :, :, self.P + self.fill] = 0   # this step's own position becomes visible
+        self.index.fill_(self.fill)
+        self.fill += 1
+        self.stats["static_steps"] += 1
+        if self.graph is not None:
+            self.graph.replay()
+            self.stats["graph_replays"] += 1
+            return self.graph_out
+        if self.graphs and not self.failed and self.eager_steps >= WARMUP:
+            out = self._capture()
+            if out is not None:
+                return out
+        self.eager_steps += 1
+        if self.graphs and not self.failed:   # warm up on a side stream, as graph capture asks
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.forward(self.ids, self.mask, self.positions)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        return self.forward(self.ids, self.mask, self.positions)
+
+    def _capture(self) -> Any:
+        """Record this step as a CUDA graph and run it; None (eager from now on) where capture fails."""
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                out = self.forward(self.ids, self.mask, self.positions)
+        except Exception as e:   # an op that cannot be captured: this batch goes on eagerly
+            self.failed = True
+            self.stats["graph_failures"] += 1
+            LOG.warning("CUDA graph capture of the answer step failed (%s: %s); this batch decodes eagerly",
+                        type(e).__name__, e)
+            return None
+        graph.replay()
+        self.graph, self.graph_out = graph, out
+        self.stats["graph_captures"] += 1
+        self.stats["graph_replays"] += 1
+        return out
