@@ -54,7 +54,7 @@ def build_backend(a: argparse.Namespace, mode: str):
     cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens,
                               shared_prefix_attention=mode != "replicated", shared_question_lead=mode != "no-lead",
                               prefix_kernel=getattr(a, "prefix_kernel", "auto"),   # latency.py has neither
-                              decode_graph=getattr(a, "decode_graph", "off"))
+                              decode_graph=getattr(a, "decode_graph", "static"))
     if a.arch == "tiny":
         return TransformersBackend(cfg)
     from vlm3_ros.inference.assets import random_arch_model
@@ -221,7 +221,7 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
     if a.prefix_kernel != "auto":
         tag += f"_prefix-{a.prefix_kernel}"
-    if a.decode_graph != "off":
+    if a.decode_graph != "static":
         tag += f"_graph-{a.decode_graph}"
     tag += a.name_suffix
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
@@ -262,7 +262,7 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
                       for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
         md.append(f"| {pts} | " + " | ".join(cells) + " |")
-    if a.decode_graph != "off":
+    if a.decode_graph == "cuda":
         md += ["", f"Answer steps with static shapes (`decode_graph: {a.decode_graph}`), per configuration "
                "(all frames, warm-up included): " + "; ".join(
                    f"{r['points']} points: {r.get('static_steps', 0)} static steps, {r.get('graph_captures', 0)} "
@@ -298,9 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
                    help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
                         "the results files are named with it")
-    p.add_argument("--decode-graph", default="off", choices=("off", "static", "cuda"),
-                   help="the engine's answer steps (LocalModelConfig.decode_graph): static shapes, and on CUDA one "
-                        "captured graph per batch; other than off, the results files are named with it")
+    p.add_argument("--decode-graph", default="static", choices=("off", "static", "cuda"),
+                   help="the engine's answer steps (LocalModelConfig.decode_graph): static shapes (default), on CUDA "
+                        "also one captured graph per batch, or off; other than static, the results files are named "
+                        "with it")
     p.add_argument("--name-suffix", default="", help="appended to the results files' names "
                    "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
     p.add_argument("--profile", action="store_true",

@@ -11,10 +11,13 @@ kernels with one launch, but only if every step has the same shapes and tensor a
   as it is), whose column for the position being written is opened before each step;
 - token ids and positions are copied into fixed input tensors.
 
-Modes (``LocalModelConfig.decode_graph``): ``static`` runs these steps eagerly (any device: the
-same tokens as the dynamic loop, tested on a CPU); ``cuda`` also captures the step after
-``WARMUP`` eager ones and replays it for the rest of the batch, on CUDA devices only; a capture
-that fails falls back to eager static steps for the batch and is counted.
+Modes (``LocalModelConfig.decode_graph``): ``static`` (default) runs these steps eagerly on any
+device (the same tokens as the dynamic loop, tested on a CPU; fewer operations per step than it:
+the cache update is one indexed copy per layer and the mask is not rebuilt, bench/step_ops.py);
+``cuda`` also captures the step after ``WARMUP`` eager ones and replays it for the rest of the
+batch, on CUDA devices only (not measured on a GPU yet: bench/gpu_check.sh's engine-graph step);
+a capture that fails falls back to eager static steps for the batch and is counted; ``off``: the
+cache grows by one position per step as transformers' own loop does.
 """
 
 from __future__ import annotations

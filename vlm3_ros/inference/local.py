@@ -71,7 +71,7 @@ class LocalModelConfig:
     sliced_argmax: bool = True             # greedy loop on a CPU: next token from vocabulary slices (lm_head.py)
     prefix_kernel: str = "auto"            # shared prefix: auto | fused | materialized (shared_prefix.PREFIX_KERNELS)
     shared_question_lead: bool = True      # engine: the questions' common leading tokens prefilled once per group
-    decode_graph: str = "off"              # engine answer steps: off | static | cuda (decode_graph.DECODE_GRAPHS)
+    decode_graph: str = "static"           # engine answer steps: off | static | cuda (decode_graph.DECODE_GRAPHS)
 
     def validate(self) -> None:
         if not self.path:

@@ -238,9 +238,10 @@ def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     positions hold tokens (None: all; the rest is masked out); ``m``: the additive mask's
     (B, 1, q, P + valid) or None. Returns (B, q, H, d), contiguous.
 
-    The two parts are combined exactly by their log-sum-exps (cascade attention): with the prefix
-    part's output o_p and log-sum-exp l_p and the own scores s, the result is
-    (o_p exp(l_p - c) + exp(s - c) V) / (exp(l_p - c) + sum exp(s - c)), c the larger maximum."""
+    The two parts are combined exactly by their log-sum-exps (cascade attention): the prefix part's
+    output o_p and log-sum-exp l_p stand for the whole prefix as one extra score column, so one
+    softmax over [own scores s, l_p] gives the own weights w and the prefix's weight w_p, and the
+    result is w V + w_p o_p: the same as attention over the concatenated keys."""
     b, h, q, d = query.shape
     hkv, p = pk.shape[1], pk.shape[2]
     g = h // hkv
@@ -257,27 +258,24 @@ def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     # are folded into one (g x q, d) matrix per row and KV head, so each product is one plain
     # batched matmul: broadcasting the keys over the g heads instead made matmul copy them g
     # times per step, and most of a 256-row step at the 4B's widths went into those copies.
+    # Few ops on purpose: on a GPU a decode step is bound by launching them (docs/engine.md).
     t = key.shape[2]
     tv = t if valid is None else valid
-    s_own = torch.matmul(query.reshape(b, hkv, g * q, d) * scale, key.transpose(-1, -2))
-    s_own = s_own.float().view(b, hkv, g, q, t)                             # (B, Hkv, g, q, T)
+    s_own = torch.matmul(qg.reshape(b, hkv, g * q, d), key.transpose(-1, -2))
+    s_own = s_own.view(b, hkv, g, q, t).float().mul_(scale)                 # (B, Hkv, g, q, T), float32
     low = torch.finfo(torch.float32).min
     if m is not None:
-        own_mask = m[..., p:p + tv].unsqueeze(2).float()                     # (B, 1, 1, q, valid)
+        s_own[..., :tv].add_(m[..., p:p + tv].unsqueeze(2))                  # padding (B, 1, 1, q, valid)
     else:  # no padding anywhere: causal within the rows' own tokens, the prefix fully visible
         causal = torch.ones(q, tv, dtype=torch.bool, device=query.device).tril(tv - q)
-        own_mask = torch.zeros(q, tv, device=query.device).masked_fill(~causal, low)
+        s_own[..., :tv].masked_fill_(~causal, low)
     if tv < t:   # a buffer's unwritten tail
-        own_mask = torch.nn.functional.pad(own_mask, (0, t - tv), value=low)
-    s_own = s_own + own_mask
-    top = torch.maximum(s_own.amax(-1, keepdim=True), lse_pre)
-    e_own = torch.exp(s_own - top)
-    w_pre = torch.exp(lse_pre - top)
-    denom = e_own.sum(-1, keepdim=True) + w_pre
+        s_own[..., tv:] = low
+    w = torch.softmax(torch.cat([s_own, lse_pre], dim=-1), dim=-1)         # (B, Hkv, g, q, T + 1)
     # the weights in the values' dtype, as the materialised prefix part's (bfloat16 and CUDA): in
     # bfloat16, a float32 copy of every row's values at every step would cost more than the rest
-    o_own = torch.matmul(e_own.view(b, hkv, g * q, t).to(value.dtype), value).view(b, hkv, g, q, d)
-    out = ((o_pre.float() * w_pre + o_own.float()) / denom).to(query.dtype).reshape(b, h, q, d)
+    o_own = torch.matmul(w[..., :t].reshape(b, hkv, g * q, t).to(value.dtype), value).view(b, hkv, g, q, d)
+    out = (o_own + o_pre * w[..., t:]).to(query.dtype).reshape(b, h, q, d)
     return out.transpose(1, 2).contiguous()
 
 

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Operations per answer step: how many PyTorch (aten) operations one decode step dispatches, for
+the engine (dynamic and static answer steps) and for naive generate, side by side in one run.
+
+On a GPU an answer step of the 4B is bound by launching its kernels, one or more per operation
+that is not a view (docs/engine.md, "On a GPU"), so this count, which does not depend on the
+machine, predicts what a change does to the step there. Counted with a TorchDispatchMode over
+every forward with one new token per row: all operations, those that run a kernel (views,
+reshapes and slices excluded), and of these the ones inside the text layers' attention function.
+
+  python bench/step_ops.py                  # tiny checkpoint (2 text layers; the 4B has 36)
+
+Writes bench/results/step_ops_tiny.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+# operations that only make a new view of a tensor: no kernel on any device
+VIEWS = frozenset({"view", "_unsafe_view", "unsqueeze", "squeeze", "slice", "select", "reshape", "transpose", "t",
+                   "expand", "permute", "alias", "detach", "as_strided", "unbind", "split", "split_with_sizes",
+                   "chunk", "narrow", "resolve_conj", "resolve_neg", "lift_fresh", "_reshape_alias", "unfold"})
+
+
+def count(mode: str, checkpoint: Path, questions: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from transformers import AttentionInterface
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    from vlm3_ros.contract.prompts import PromptSet
+    from vlm3_ros.contract.question import Question
+    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
+    from vlm3_ros.readers.tum import TumSequence
+
+    kw = {"mode": "naive"} if mode == "naive" else {"mode": "engine", "decode_graph": mode.split("-")[1]}
+    backend = TransformersBackend(LocalModelConfig(str(checkpoint), batch_size=questions, prefix_cache_mb=0, **kw))
+    layers = backend.model.config.get_text_config().num_hidden_layers
+
+    class Counter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.on, self.in_attention = False, False
+            self.ops: collections.Counter[str] = collections.Counter()
+            self.attention_ops = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            # under inference_mode composite ops (matmul, reshape, to, softmax) arrive whole: count
+            # the ops they decompose into instead (a reshape that copies is a clone, a matmul a bmm)
+            if self.on and torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd"):
+                with self:   # inside this method the mode is off: back on, so the parts are counted
+                    out = func.decompose(*args, **kwargs)
+                if out is not NotImplemented:
+                    return out
+            if self.on:
+                name = func.overloadpacket.__name__
+                self.ops[name] += 1
+                if self.in_attention and name not in VIEWS:
+                    self.attention_ops += 1
+            return func(*args, **kwargs)
+
+    c = Counter()
+    inner = backend.model.model
+    forward = inner.forward
+    steps = {"n": 0}
+
+    def counted(*a: Any, **k: Any) -> Any:   # only forwards with one new token per row: answer steps
+        ids = k.get("input_ids")
+        c.on = ids is not None and ids.shape[1] == 1
+        steps["n"] += int(c.on)
+        try:
+            return forward(*a, **k)
+        finally:
+            c.on = False
+
+    def wrap(fn: Any) -> Any:
+        def attention(*a: Any, **k: Any) -> Any:
+            c.in_attention = True
+            try:
+                return fn(*a, **k)
+            finally:
+                c.in_attention = False
+        return attention
+
+    inner.forward = counted
+    impl = backend.model.config.get_text_config()._attn_implementation
+    AttentionInterface.register(impl, wrap(ALL_ATTENTION_FUNCTIONS[impl]))
+    img = TumSequence().frames[0].rgb()
+    rng = np.random.default_rng(0)
+    prompts = PromptSet()
+    qs = [Question("ops", (img,), prompts.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=6)
+          for _ in range(questions)]
+    with c:
+        backend.answer(qs)
+    backend.close()
+    n = max(steps["n"], 1)
+    total = sum(c.ops.values()) / n
+    kernels = sum(v for k, v in c.ops.items() if k not in VIEWS) / n
+    return {"mode": mode, "text_layers": layers, "answer_steps": steps["n"], "ops_per_step": total,
+            "kernel_ops_per_step": kernels, "kernel_ops_per_layer": kernels / layers,
+            "attention_kernel_ops_per_layer": c.attention_ops / n / layers,
+            "top": collections.Counter({k: v / n for k, v in c.ops.items() if k not in VIEWS}).most_common(8)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
+    p.add_argument("--questions", type=int, default=8, help="questions per frame (rows of the engine's batch)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    a = p.parse_args(argv)
+    import subprocess
+
+    from latency import machine
+
+    from vlm3_ros.inference.assets import make_test_checkpoint
+
+    make_test_checkpoint(a.checkpoint)
+    rows = []
+    for mode in ("engine-off", "engine-static", "naive"):   # each in its own process: registries stay clean
+        r = subprocess.run([sys.executable, "-c", f"import sys, json; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+                            f"import step_ops; print('RESULT ' + json.dumps(step_ops.count({mode!r}, "
+                            f"__import__('pathlib').Path({str(a.checkpoint)!r}), {a.questions})))"],
+                           capture_output=True, text=True)
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+        if r.returncode or not line:
+            print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)
+            return 1
+        rows.append(json.loads(line[0][7:]))
+    a.out.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": machine(), "questions": a.questions,
+            "command": "python bench/step_ops.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    (a.out / "step_ops_tiny.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    md = ["# Operations per answer step (tiny checkpoint; counts, not times)", "",
+          f"Command: `{meta['command']}` ({a.questions} depth questions on one frame, 6 answer tokens). "
+          "Counted with a TorchDispatchMode over every forward with one new token per row. kernel ops: "
+          "the operations that are not views (each launches at least one kernel on a GPU). engine-off: the "
+          "engine's dynamic answer steps; engine-static: static shapes (`decode_graph: static`, what a CUDA "
+          "graph captures); naive: transformers' generate with SDPA. Per layer: divide by the text layers "
+          "(2 here, 36 in the 4B, which has the same layer structure).", "",
+          "| mode | ops per step | kernel ops per step | kernel ops per layer | of them in attention per layer "
+          "| most frequent kernel ops per step |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        top = ", ".join(f"{k} {v:.0f}" for k, v in r["top"])
+        md.append(f"| {r['mode']} | {r['ops_per_step']:.0f} | {r['kernel_ops_per_step']:.0f} | "
+                  f"{r['kernel_ops_per_layer']:.1f} | {r['attention_kernel_ops_per_layer']:.1f} | {top} |")
+    (a.out / "step_ops_tiny.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
