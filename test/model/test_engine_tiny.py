@@ -296,14 +296,21 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
 def test_each_prefix_kernel_answers_as_naive(tiny_checkpoint: Path, backends, kernel: str) -> None:
     """The prefix part of the shared attention by the fused kernel or by materialised scores: the
     same tokens as naive generate (bench/prefix_kernel_bench.py --identity checks this on a GPU)."""
-    _, nai = backends
-    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16, prefix_cache_mb=0,
-                                               prefix_kernel=kernel))
+    engine_answers_as_naive(tiny_checkpoint, backends[1], 2, 4, prefix_kernel=kernel)
+
+
+def engine_answers_as_naive(checkpoint: Path, naive: TransformersBackend, frame: int, seed: int,
+                            **settings: object) -> dict:
+    """Asserts that an engine with ``settings`` answers 12 depth questions on bag frame ``frame``
+    with naive generate's tokens (and that the answers vary); returns the engine's stats."""
+    eng = TransformersBackend(LocalModelConfig(str(checkpoint), mode="engine", batch_size=16, prefix_cache_mb=0,
+                                               **settings))
     try:
-        qs = depth_questions("kernel", frames()[2], 12, 4)
+        qs = depth_questions(repr(settings), frames()[frame], 12, seed)
         a = eng.answer(qs)
-        assert [x.text for x in a] == [y.text for y in nai.answer(qs)]
+        assert [x.text for x in a] == [y.text for y in naive.answer(qs)]
         assert len({x.text for x in a}) > 1, "answers do not vary: the comparison would not see a difference"
+        return dict(eng.stats)
     finally:
         eng.close()
 
@@ -361,20 +368,11 @@ def test_static_answer_steps_answer_as_naive(tiny_checkpoint: Path, backends, de
     buffer; decode_graph.py, the default) and without (off: the cache grows step by step): the
     same tokens as naive generate, with padding between prefix and question. "cuda" on a CPU runs
     the same static steps (capture needs a CUDA device: bench/gpu_check.sh checks it there)."""
-    _, nai = backends
-    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16, prefix_cache_mb=0,
-                                               decode_graph=decode_graph))
-    try:
-        qs = depth_questions("static", frames()[1], 12, 5)
-        a = eng.answer(qs)
-        assert [x.text for x in a] == [y.text for y in nai.answer(qs)]
-        assert len({x.text for x in a}) > 1, "answers do not vary: the comparison would not see a difference"
-        assert eng.stats["answer_steps"] > 0
-        # every answer step static, or none
-        assert eng.stats["static_steps"] == (0 if decode_graph == "off" else eng.stats["answer_steps"])
-        assert eng.stats["graph_captures"] == 0   # no capture on a CPU
-    finally:
-        eng.close()
+    stats = engine_answers_as_naive(tiny_checkpoint, backends[1], 1, 5, decode_graph=decode_graph)
+    assert stats["answer_steps"] > 0
+    # every answer step static, or none
+    assert stats["static_steps"] == (0 if decode_graph == "off" else stats["answer_steps"])
+    assert stats["graph_captures"] == 0   # no capture on a CPU
 
 
 def test_decode_graph_setting_is_validated(tiny_checkpoint: Path) -> None:
