@@ -627,7 +627,8 @@ class TransformersBackend:
             if sliced:
                 nxt = head(res, banned)
             else:
-                logits = res.clone() if static is not None else res   # a graph's output is overwritten next step
+                # (a CUDA graph's output buffer: the next replay rewrites all of it, so masking in place is safe)
+                logits = res
                 logits[:, banned] = float("-inf")
                 nxt = logits.argmax(-1)
             nxt = torch.where(unfinished, nxt, torch.full_like(nxt, self.pad_id))
