@@ -37,8 +37,9 @@ class ArcTruth:
         return camera_pose(stamp_ns * 1e-9)
 
 
-def vo_path_length(policy: KeyframePolicy) -> tuple[float, int]:
-    """Run the node's VO producer over the arc: (estimated path length, odometry messages)."""
+def vo_path_length(policy: KeyframePolicy) -> tuple[float, int, dict]:
+    """Run the node's VO producer over the arc: (estimated path length, odometry messages, the
+    core's VO counters)."""
     gt = GroundTruthBackend(ArcTruth())
     core = PerceptionCore()
     settings = ServingSettings(tasks=("pose",), sparse=SparseDepthSettings(rate_hz=0.0),
@@ -59,10 +60,11 @@ def vo_path_length(policy: KeyframePolicy) -> tuple[float, int]:
             while k and core.stats["vo_updates"] + core.stats["vo_short_baseline"] + core.stats["vo_failures"] == n:
                 assert time.monotonic() < deadline
                 time.sleep(0.001)
+        stats = {k: v for k, v in core.stats.items() if k.startswith("vo_")}
     finally:
         core.cleanup()
     p = np.array(published)
-    return float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1))), len(published)
+    return float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1))), len(published), stats
 
 
 def cam_info(cam: CameraModel) -> CameraInfoData:
@@ -72,9 +74,14 @@ def cam_info(cam: CameraModel) -> CameraInfoData:
 def test_short_baselines_are_not_integrated_and_the_path_length_holds() -> None:
     truth = sum(np.linalg.norm(camera_pose((k + 1) / RATE_HZ)[:3, 3] - camera_pose(k / RATE_HZ)[:3, 3])
                 for k in range(int(RATE_HZ * SECONDS)))
-    length, messages = vo_path_length(KeyframePolicy())  # the defaults: 10 cm baselines
+    frames = int(RATE_HZ * SECONDS)
+    length, messages, stats = vo_path_length(KeyframePolicy())  # the defaults: 10 cm baselines
     assert abs(length / truth - 1.0) < 0.03, (length, truth)
     # the first 12 frames (under 10 cm from the first keyframe) publish nothing but the origin
-    assert 1 + (int(RATE_HZ * SECONDS) - 12) >= messages >= 5
-    naive, naive_messages = vo_path_length(KeyframePolicy(min_translation_m=0.0, min_baseline_m=0.0))
-    assert naive_messages == int(RATE_HZ * SECONDS) + 1 and naive / truth > 1.1  # rounding inflates it
+    assert 1 + (frames - 12) >= messages >= 5
+    # every frame is either integrated (and published once) or a short baseline (published not at all)
+    assert stats["vo_updates"] + stats["vo_short_baseline"] == frames and stats["vo_failures"] == 0
+    assert messages == 1 + stats["vo_updates"] and stats["vo_short_baseline"] >= 12, stats
+    naive, naive_messages, naive_stats = vo_path_length(KeyframePolicy(min_translation_m=0.0, min_baseline_m=0.0))
+    assert naive_messages == frames + 1 and naive / truth > 1.1  # rounding inflates it
+    assert naive_stats["vo_short_baseline"] == 0
