@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
     p.add_argument("--questions", type=int, default=8, help="questions per frame (rows of the engine's batch)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--_worker", metavar="MODE", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a._worker:
+        print("RESULT " + json.dumps(count(a._worker, a.checkpoint, a.questions)))
+        return 0
     import subprocess
 
     from latency import machine
@@ -129,10 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     make_test_checkpoint(a.checkpoint)
     rows = []
     for mode in ("engine-off", "engine-static", "naive"):   # each in its own process: registries stay clean
-        r = subprocess.run([sys.executable, "-c", f"import sys, json; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
-                            f"import step_ops; print('RESULT ' + json.dumps(step_ops.count({mode!r}, "
-                            f"__import__('pathlib').Path({str(a.checkpoint)!r}), {a.questions})))"],
-                           capture_output=True, text=True)
+        r = subprocess.run([sys.executable, __file__, "--checkpoint", str(a.checkpoint), "--questions",
+                            str(a.questions), "--_worker", mode], capture_output=True, text=True)
         line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
         if r.returncode or not line:
             print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)

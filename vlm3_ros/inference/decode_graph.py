@@ -65,6 +65,7 @@ class StaticDecode:
         self.graph_out: Any = None
         self.eager_steps = 0
         self.failed = False
+        self._side: Any = None   # the warm-up steps' stream, made once per batch
 
     def step(self, ids: Any, positions: Any) -> Any:
         """One answer step: ``ids`` (B, 1) the tokens just chosen, ``positions`` their position ids."""
@@ -86,11 +87,12 @@ class StaticDecode:
                 return out
         self.eager_steps += 1
         if self.graphs and not self.failed:   # warm up on a side stream, as graph capture asks
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            if self._side is None:
+                self._side = torch.cuda.Stream()
+            self._side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self._side):
                 out = self.forward(self.ids, self.mask, self.positions)
-            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.current_stream().wait_stream(self._side)
             return out
         return self.forward(self.ids, self.mask, self.positions)
 
