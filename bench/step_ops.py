@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
     p.add_argument("--questions", type=int, default=8, help="questions per frame (rows of the engine's batch)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--name-suffix", default="", help="appended to the results files' names (step_ops_tiny<suffix>), "
+                   "e.g. for a run on an earlier version of the engine")
     p.add_argument("--_worker", metavar="MODE", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._worker:
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     meta = {"machine": machine(), "questions": a.questions,
             "command": "python bench/step_ops.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    (a.out / "step_ops_tiny.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (a.out / f"step_ops_tiny{a.name_suffix}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     md = ["# Operations per answer step (tiny checkpoint; counts, not times)", "",
           f"Command: `{meta['command']}` ({a.questions} depth questions on one frame, 6 answer tokens). "
           "Counted with a TorchDispatchMode over every forward with one new token per row. kernel ops: "
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         top = ", ".join(f"{k} {v:.0f}" for k, v in r["top"])
         md.append(f"| {r['mode']} | {r['ops_per_step']:.0f} | {r['kernel_ops_per_step']:.0f} | "
                   f"{r['kernel_ops_per_layer']:.1f} | {r['attention_kernel_ops_per_layer']:.1f} | {top} |")
-    (a.out / "step_ops_tiny.md").write_text("\n".join(md) + "\n")
+    (a.out / f"step_ops_tiny{a.name_suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 
