@@ -286,3 +286,15 @@ def parse_object(text: str) -> Parsed[ObjectAnswer]:
         yes = True
     return Parsed(ObjectAnswer(text=body, quantity=quantity, unit=unit or "", quantity_m=qm,
                                 clock=int(c.group(1)) if c else None, yes=yes))
+
+
+def format_object_quantity(kind: str, value_m: float, first: str, second: str = "") -> str:
+    """A quantitative object answer (``kind`` one of :data:`vlm3_ros.geometry.regions.KINDS`) naming
+    its regions as given (``Region [0]`` in a benchmark answer, the box text in a model's): what
+    the ground-truth double replies and the training export labels, in metres with 2 decimals."""
+    if kind in ("height_data", "width_data"):
+        return f"{first} is {value_m:.2f} meters {'tall' if kind == 'height_data' else 'wide'}."
+    how = {"distance_data": "", "vertical_distance_data": " vertically", "horizontal_distance_data": " horizontally"}
+    if kind not in how:
+        raise ValueError(f"unknown object quantity {kind!r}")
+    return f"{first} and {second} are {value_m:.2f} meters apart{how[kind]}."

@@ -4,7 +4,8 @@ bags (sampled) or from published label files (as given).
 A bag gives frames (image + CameraInfo), ground-truth depth registered to the image and
 ground-truth poses (a /tf chain or a pose topic). From them come depth queries (pixels with valid
 3x3 ground truth, away from the border, seeded), frame pairs (strides, minimum baseline) for pose,
-and correspondences from depth + relative pose, occlusion-checked. The sampling is the one copy
+correspondences from depth + relative pose, occlusion-checked, and (object task) quantitative
+region questions on sampled boxes measured on the depth. The sampling is the one copy
 used by every consumer of these queries.
 """
 
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vlm3_ros.contract.answers import format_object_quantity
 from vlm3_ros.geometry import pose as P
+from vlm3_ros.geometry import regions
 from vlm3_ros.geometry.backproject import convert_depth
 from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.geometry.frame import Frame
@@ -37,6 +40,7 @@ class EvalOptions:
     corr_points: int = 8
     max_frames: int = 0
     depth_tolerance_s: float = 0.02
+    object_questions: int = 4       # region questions per frame sampled from the depth (object task)
 
 
 @dataclass
@@ -73,7 +77,8 @@ class CorrQuery:
 
 @dataclass(frozen=True)
 class ObjectQuery:
-    """A SpatialRGPT-Bench question (label files only: a bag has no region questions)."""
+    """A SpatialRGPT-Bench question: from a label file, or sampled on a bag's frame from its depth
+    (:func:`object_queries`: boxes, not detected objects; quantitative kinds only)."""
 
     frame: Frame
     boxes: np.ndarray           # (N, 4) original pixels
@@ -82,6 +87,7 @@ class ObjectQuery:
     qa_type: str                # quantitative | qualitative
     category: str
     id: str = ""
+    truth_m: float | None = None     # sampled questions: the measured quantity, unrounded
 
 
 @dataclass
@@ -138,8 +144,8 @@ def load_sequence(path: Path, topics: BagTopics, opts: EvalOptions,
             k = int(dstamps[np.argmin(np.abs(dstamps - f.stamp_ns))])
             if abs(k - f.stamp_ns) <= opts.depth_tolerance_s * 1e9:
                 depth[f.stamp_ns] = depth_raw[k].depth_m()
-    elif "depth" in opts.tasks or "corr" in opts.tasks:
-        notes.append(f"no depth topic {topics.depth!r}: depth and correspondence skipped")
+    elif {"depth", "corr", "object"} & set(opts.tasks):
+        notes.append(f"no depth topic {topics.depth!r}: depth, correspondence and region questions skipped")
     traj = None
     if "pose" in opts.tasks or "corr" in opts.tasks:  # depth alone needs no poses
         stamps = [f.stamp_ns for f in frames]
@@ -210,9 +216,80 @@ def correspondence_query(fa: Frame, fb: Frame, depth_a: np.ndarray, depth_b: np.
     return CorrQuery(fa, fb, pixels[keep], cam_b.distort_pixels(c.uv2[keep]))
 
 
+# SpatialRGPT-Bench's wording for the quantitative kinds a depth image answers (the demo asks the
+# first direct-distance one); ``Region [i]`` is replaced by the box text when the task renders it.
+OBJECT_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "distance_data": ("How far is Region [0] from Region [1]?",
+                        "What is the distance between Region [0] and Region [1]?"),
+    "horizontal_distance_data": ("How far apart are Region [0] and Region [1] horizontally?",
+                            "What is the horizontal distance between Region [0] and Region [1]?"),
+    "vertical_distance_data": ("How far apart are Region [0] and Region [1] vertically?",
+                          "What is the vertical distance between Region [0] and Region [1]?"),
+    "width_data": ("How wide is Region [0]?", "What is the width of Region [0]?"),
+    "height_data": ("How tall is Region [0]?", "What is the height of Region [0]?"),
+}
+BOX_SIDE = (0.08, 0.3)      # a sampled box's sides, as fractions of the image's
+BOX_MIN_COVERAGE = 0.6      # of its pixels with depth: a box over a hole measures the hole's rim
+BOX_MAX_IOU = 0.1           # two regions of one question barely overlap
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def sample_box(depth: np.ndarray, margin: int, rng: np.random.Generator, avoid: np.ndarray | None = None,
+               tries: int = 30) -> np.ndarray | None:
+    """A box (x1, y1, x2, y2, whole original pixels) inside the margin, mostly over valid depth
+    and, given ``avoid``, barely overlapping it; None when ``tries`` draws found none."""
+    h, w = depth.shape
+    for _ in range(tries):
+        bw, bh = rng.uniform(*BOX_SIDE) * w, rng.uniform(*BOX_SIDE) * h
+        x1 = rng.uniform(margin, max(margin, w - margin - bw))
+        y1 = rng.uniform(margin, max(margin, h - margin - bh))
+        box = np.round([x1, y1, x1 + bw, y1 + bh])
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        if regions.depth_coverage(box, depth) < BOX_MIN_COVERAGE:
+            continue
+        if avoid is not None and _iou(box, avoid) > BOX_MAX_IOU:
+            continue
+        return box
+    return None
+
+
+def object_queries(frame: Frame, depth: np.ndarray, n: int, margin: int, rng: np.random.Generator) -> list[ObjectQuery]:
+    """``n`` quantitative region questions on one frame (kinds in turn from a random start, the
+    wording drawn), their truth measured on the depth by :mod:`vlm3_ros.geometry.regions`; a
+    question whose boxes cannot be placed is left out."""
+    out = []
+    start = int(rng.integers(len(regions.KINDS)))
+    for i in range(n):
+        kind = regions.KINDS[(start + i) % len(regions.KINDS)]
+        two = kind in regions.TWO_REGIONS
+        first = sample_box(depth, margin, rng)
+        second = sample_box(depth, margin, rng, avoid=first) if (first is not None and two) else None
+        if first is None or (two and second is None):
+            continue
+        boxes = np.array([first, second] if two else [first])
+        pts = [regions.region_points(b, depth, frame.camera) for b in boxes]
+        if any(len(p) < regions.MIN_POINTS for p in pts):
+            continue
+        value = regions.measure(kind, pts)
+        texts = OBJECT_QUESTIONS[kind]
+        question = texts[int(rng.integers(len(texts)))]
+        answer = format_object_quantity(kind, value, "Region [0]", "Region [1]")
+        out.append(ObjectQuery(frame, boxes, question, answer, "quantitative", kind, f"{frame.stamp_ns}_{i}", value))
+    return out
+
+
 def from_sequence(seq: SequenceData, opts: EvalOptions) -> Dataset:
     """The queries of a bag: depth per frame, then per frame pair its pose and correspondences
-    (one seeded generator, drawn in that order, so a run is reproducible)."""
+    (one seeded generator, drawn in that order, so a run is reproducible), then the region
+    questions per frame (a second seeded generator)."""
     rng = np.random.default_rng(opts.seed)
     ds = Dataset(seq.name, len(seq.frames), notes=list(seq.notes), trajectory=seq.trajectory, depth_images=seq.depth)
     if "depth" in opts.tasks and seq.depth:
@@ -236,6 +313,13 @@ def from_sequence(seq: SequenceData, opts: EvalOptions) -> Dataset:
                         ds.corr.append(q)
         if "pose" in opts.tasks:
             ds.vo_frames = list(seq.frames)
+    if "object" in opts.tasks and seq.depth:
+        # its own generator: asking for the object task leaves the other tasks' samples as they were
+        orng = np.random.default_rng([opts.seed, 1])
+        for f in seq.frames:
+            d = seq.depth.get(f.stamp_ns)
+            if d is not None:
+                ds.object.extend(object_queries(f, d, opts.object_questions, opts.margin_px, orng))
     return ds
 
 

@@ -61,9 +61,12 @@ def parser() -> argparse.ArgumentParser:
                    help="shorthand: every task's max_new_tokens.TASK:=N")
     p.add_argument("--tasks", default=None,
                    help="comma-separated: depth,pose,corr,object (default depth,pose,corr; object added when a "
-                        "label file holds SpatialRGPT-Bench questions)")
+                        "label file holds SpatialRGPT-Bench questions; on a bag, object asks region questions "
+                        "on sampled boxes, measured on the depth)")
     p.add_argument("--points-per-frame", type=int, default=32)
     p.add_argument("--corr-points", type=int, default=8, help="correspondence queries per frame pair")
+    p.add_argument("--object-questions", type=int, default=4,
+                   help="with --tasks ...,object on a bag: region questions per frame")
     p.add_argument("--margin", type=int, default=16, help="border margin for sampled pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--depth-type", choices=("z_depth", "range"), default="z_depth",
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                            compressed=True if a.compressed else None)
     opts = EvalOptions(tasks=tasks, points_per_frame=a.points_per_frame, margin_px=a.margin, seed=a.seed,
                        depth_type=a.depth_type, strides=tuple(int(s) for s in a.strides.split(",")),
-                       min_baseline_m=a.min_baseline, corr_points=a.corr_points, max_frames=a.max_frames)
+                       min_baseline_m=a.min_baseline, corr_points=a.corr_points, max_frames=a.max_frames,
+                       object_questions=a.object_questions)
     try:
         if a.through_ros:
             from vlm3_ros.ros.eval_runner import evaluate_through_ros

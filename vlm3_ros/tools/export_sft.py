@@ -2,7 +2,9 @@
 
 For depth (pixels with valid ground-truth depth, in the depth type the checkpoint answers in:
 model.depth_type), pose (frame pairs with ground-truth poses, the contract's four questions and
-answer strings) and correspondence (from depth + relative pose, occlusion-checked): the same
+answer strings), correspondence (from depth + relative pose, occlusion-checked) and object
+(quantitative region questions on sampled boxes, measured on the depth: distances between two
+regions, a region's width and height; boxes, not detected objects): the same
 sampling and ground truth as ``vlm3-ros eval``, asked through the node's own pipeline (the same
 parameters: params file and NAME:=VALUE overrides), so images and prompts are what the node sends.
 
@@ -40,9 +42,11 @@ def parser() -> argparse.ArgumentParser:
                    help="bag folders (MCAP/sqlite3) or ROS 1 .bag files, and parameter overrides NAME:=VALUE")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--params-file", type=Path, default=None, help="the node's ROS 2 parameter file")
-    p.add_argument("--tasks", default="depth,pose,corr", help="comma-separated: depth,pose,corr")
+    p.add_argument("--tasks", default="depth,pose,corr,object", help="comma-separated: depth,pose,corr,object")
     p.add_argument("--points-per-frame", type=int, default=64, help="depth samples per frame")
     p.add_argument("--corr-points", type=int, default=16, help="correspondence samples per frame pair")
+    p.add_argument("--object-questions", type=int, default=16,
+                   help="region questions per frame (sampled boxes measured on the depth; object task)")
     p.add_argument("--margin", type=int, default=16, help="border margin for sampled pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strides", default="1,2,4", help="frame-pair strides for pose and correspondence")
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = build_config(load_values(a.params_file, overrides), require_backend=False)
         sampling = EvalOptions(tasks=tasks, points_per_frame=a.points_per_frame, margin_px=a.margin, seed=a.seed,
                                strides=tuple(int(s) for s in a.strides.split(",")), min_baseline_m=a.min_baseline,
-                               corr_points=a.corr_points, max_frames=a.max_frames)
+                               corr_points=a.corr_points, max_frames=a.max_frames,
+                               object_questions=a.object_questions)
         opts = ExportOptions(sampling=sampling, val_fraction=a.val_fraction)
         opts.validate()
         request = TopicRequest(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic,

@@ -16,6 +16,7 @@ Each unified image is written once per frame and unification (``images/<bag>/<ta
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,9 @@ LOG = logging.getLogger("vlm3_ros.export")
 # How far a parsed-back answer may sit from its truth: the answer strings' last digit
 DEPTH_TOL_M = 0.0051           # format_depth: 2 decimals
 CORR_TOL_PX = 2.0              # [0, 1000] integers on a 1024-px image, mapped back to original pixels
-EXPORT_TASKS = ("depth", "pose", "corr")
+OBJECT_TOL_M = 0.0051          # format_object_quantity: 2 decimals
+EXPORT_TASKS = ("depth", "pose", "corr", "object")
+_BOX_TEXT = re.compile(r"bounding box region \(\d+, \d+, \d+, \d+\)")
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,24 @@ class Exporter:
                   for a, b in zip(q.pixels_a, q.pixels_b, strict=True)]
         self._emit(bag, split, asked, truths, keep)
 
+    def object(self, bag: str, split: str, q: Any) -> None:
+        """A region question, answered as the ground-truth double words it with the box text the
+        rendered prompt holds (regions named in the question's order: ``Region [0]`` first)."""
+        value = float(q.truth_m)
+
+        def label(question: Question, _i: int) -> str:
+            boxes = _BOX_TEXT.findall(question.text)
+            return answers.format_object_quantity(q.category, value, *boxes[:2])
+
+        self.key.label = label
+        res = self.pipeline.object(q.frame, q.boxes, q.question)
+        asked = self.key.take()
+        got = res.answer.quantity_m if res.answer is not None else None
+        keep = [got is not None and abs(got - value) <= OBJECT_TOL_M] * len(asked)
+        truths = [{"kind": q.category, "value_m": value, "boxes": np.asarray(q.boxes, dtype=float).tolist(),
+                   "question": q.question}] * len(asked)
+        self._emit(bag, split, asked, truths, keep)
+
     def add_dataset(self, bag: str, ds: Dataset, cut_ns: float, progress: Any = None) -> None:
         """Every query of ``ds`` whose frames lie on one side of the cut, into that split."""
         for q in ds.depth:
@@ -203,6 +224,10 @@ class Exporter:
                     getattr(self, kind)(bag, sa, pq)
                 if progress is not None:
                     progress.update(1)
+        for oq in ds.object:
+            self.object(bag, split_of(oq.frame.stamp_ns, cut_ns), oq)
+            if progress is not None:
+                progress.update(1)
 
     def write(self) -> dict[str, Path]:
         files = split_files(self.out)
@@ -231,8 +256,8 @@ def export_bags(bags: list[Path], out_dir: Path, settings: PipelineSettings, opt
         n_train = sum(f.stamp_ns <= cut for f in seq.frames)
         LOG.info("%s: %d frames (%d train, %d val by time)", bag.name, len(seq.frames), n_train,
                  len(seq.frames) - n_train)
-        with tqdm(total=len(ds.depth) + len(ds.pose) + len(ds.corr), desc=f"export {bag.name}", unit="query",
-                  disable=not show_progress) as bar:
+        total = len(ds.depth) + len(ds.pose) + len(ds.corr) + len(ds.object)
+        with tqdm(total=total, desc=f"export {bag.name}", unit="query", disable=not show_progress) as bar:
             ex.add_dataset(_bag_name(bag), ds, cut, bar)
     files = ex.write()
     s = ex.summary

@@ -13,7 +13,7 @@ import numpy as np
 
 from vlm3_ros.contract import answers
 from vlm3_ros.contract.question import Backend, Question
-from vlm3_ros.eval.metrics import DELTA1, point_depth_scores
+from vlm3_ros.eval.metrics import DELTA1, point_depth_scores, quantitative_success
 from vlm3_ros.geometry import pose as P
 from vlm3_ros.tasks import depth as depth_task
 from vlm3_ros.tasks.pose import PARSERS as POSE_PARSERS
@@ -31,6 +31,18 @@ def best_constant_delta1(gt: np.ndarray) -> tuple[float, float]:
         hit = float(np.mean(np.maximum(c / g, g / c) < DELTA1))
         if hit > best:
             best, best_c = hit, c
+    return best, best_c
+
+
+def best_constant_success(gt: np.ndarray) -> tuple[float, float]:
+    """(success rate, c) of the constant c with the most answers inside SpatialRGPT-Bench's
+    0.75-1.25 x truth band on ``gt``: the object task's counterpart of :func:`best_constant_delta1`."""
+    g = np.asarray(gt, dtype=np.float64)
+    best, best_c = 0.0, float("nan")
+    for c in np.concatenate([0.75 * g, 1.25 * g]):   # an optimal c can be moved onto a band edge
+        hit = float(np.mean([quantitative_success(t, c) for t in g]))
+        if hit > best:
+            best, best_c = hit, float(c)
     return best, best_c
 
 
@@ -100,6 +112,16 @@ def score(samples: list[Sample], replies: list[str]) -> dict[str, Any]:
                for p, t in zip(parsed_pts, truth_pts, strict=True) if p.ok and p.value is not None and t is not None]
         out["corr"] = {"n": len(corr), "parse_rate": sum(p.ok for p in parsed_pts) / len(corr),
                        "epe_norm1000_mean": float(np.mean(err)) if err else None}
+    obj = [(s, r) for s, r in zip(samples, replies, strict=True) if s.task == "object"]
+    if obj:
+        got = [answers.parse_object(r).value for _, r in obj]
+        pred = [g.quantity_m if g is not None else None for g in got]
+        truth = np.array([s.truth["value_m"] for s, _ in obj])
+        const, c = best_constant_success(truth)
+        hits = [quantitative_success(t, p) for t, p in zip(truth, pred, strict=True)]
+        out["object"] = {"n": len(obj), "parse_rate": sum(p is not None for p in pred) / len(obj),
+                         "success": float(np.mean(hits)),
+                         "best_constant_success": const, "best_constant_m": c}
     return out
 
 

@@ -4,6 +4,7 @@ the contract's strings that the node's parsers read back; a split by time; image
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from vlm3_ros.tools import export_sft
 from vlm3_ros.training.export import ExportOptions, export_bags, time_cut
 from vlm3_ros.training.samples import Sample, SampleError, read_jsonl
 
-SAMPLING = EvalOptions(points_per_frame=16, corr_points=6, seed=3)
+SAMPLING = EvalOptions(tasks=("depth", "pose", "corr", "object"), points_per_frame=16, corr_points=6,
+                       object_questions=4, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,21 @@ def test_pose_and_corr_samples_follow_the_evaluations_pairs(exported) -> None:
     kept = {tuple(s.stamps) for s in pose}
     assert len(kept) * 4 == len(pose)
     assert summary.dropped.get("pose: frame pair straddles the train/val cut", 0) == len(pairs) - len(kept)
+
+
+def test_object_samples_answer_the_evaluations_region_questions_naming_the_prompts_boxes(exported) -> None:
+    out, summary = exported
+    samples = [s for s in read_jsonl(out / "train.jsonl") + read_jsonl(out / "val.jsonl") if s.task == "object"]
+    _, ds = eval_dataset("z_depth")
+    truth = {(q.frame.stamp_ns, q.question, tuple(np.asarray(q.boxes).ravel())): q for q in ds.object}
+    assert len(samples) == len(ds.object) == 5 * 4 and "object: answer does not read back" not in str(summary.dropped)
+    for s in samples:
+        q = truth[(s.stamps[0], s.truth["question"], tuple(np.ravel(s.truth["boxes"])))]
+        assert s.truth["kind"] == q.category and s.truth["value_m"] == q.truth_m
+        boxes = re.findall(r"bounding box region \(\d+, \d+, \d+, \d+\)", s.prompt)
+        assert len(boxes) == len(q.boxes) and "Region [" not in s.prompt
+        assert s.answer == answers.format_object_quantity(q.category, q.truth_m, *boxes)
+        assert answers.parse_object(s.answer).value.quantity_m == pytest.approx(q.truth_m, abs=0.0051)
 
 
 def test_split_is_by_time_and_images_are_written_once(exported) -> None:

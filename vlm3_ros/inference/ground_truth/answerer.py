@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vlm3_ros.contract import answers
-from vlm3_ros.geometry import coords
+from vlm3_ros.geometry import coords, regions
 from vlm3_ros.geometry.unify import UnifiedView
 
 _DEPTH_COORDS = re.compile(r"coordinates \((\d+), (\d+)\)")
@@ -67,11 +67,11 @@ def object_kind(question: str) -> str | None:
     """Which quantitative SpatialRGPT-Bench question this is (None: one the depth cannot answer)."""
     t = question.lower()
     if "vertical distance" in t or "vertically" in t:
-        return "vertical_distance"
+        return "vertical_distance_data"
     if "horizontal distance" in t or "horizontally" in t:
-        return "horizontal_distance"
+        return "horizontal_distance_data"
     if "how far" in t or "distance" in t or "apart" in t:
-        return "direct_distance"
+        return "distance_data"
     if re.search(r"\b(how tall|height)\b", t):
         return "height_data"
     if re.search(r"\b(how wide|width)\b", t):
@@ -79,49 +79,22 @@ def object_kind(question: str) -> str | None:
     return None
 
 
-def region_points(box_px: np.ndarray, depth_z: np.ndarray, view: UnifiedView, stride: int = 2) -> np.ndarray:
-    """Points (N, 3) in the optical frame of every depth pixel inside ``box_px`` (original pixels)."""
-    from vlm3_ros.geometry.backproject import rays_z1
-
-    h, w = depth_z.shape
-    x1, y1, x2, y2 = (int(np.clip(v, 0, lim)) for v, lim in zip(box_px, (w, h, w, h), strict=True))
-    vv, uu = np.mgrid[y1:max(y2, y1 + 1):stride, x1:max(x2, x1 + 1):stride]
-    uv = np.column_stack([uu.ravel(), vv.ravel()]).astype(np.float64)
-    uv = uv[(uv[:, 0] < w) & (uv[:, 1] < h)]
-    z = depth_z[uv[:, 1].astype(int), uv[:, 0].astype(int)]
-    ok = z > 0
-    cam = view.camera
-    rays = rays_z1(cam.undistort_pixels(uv[ok]), cam.rectified().K)
-    return rays * z[ok][:, None]
-
-
 def answer_object(prompt: str, depth_z: np.ndarray, view: UnifiedView) -> str:
     """Answer a quantitative object prompt (distance between two regions, a region's height or
-    width) from the registered depth: each region's points back-projected, its centre the
-    per-axis median, its extent the 5-95 % range; vertical = the optical y axis (a level camera)."""
+    width) from the registered depth, measured by :mod:`vlm3_ros.geometry.regions` on the boxes
+    the prompt's integers name (mapped back to original pixels)."""
     kind = object_kind(prompt)
     boxes_n = [tuple(int(g) for g in m.groups()) for m in _BOX.finditer(prompt)]
-    two = kind not in ("height_data", "width_data")
-    if kind is None or len(boxes_n) < (2 if two else 1):
+    if kind is None or len(boxes_n) < (2 if kind in regions.TWO_REGIONS else 1):
         return CANNOT
     w, h = view.camera.width * view.sx, view.camera.height * view.sy
-    regions = []
-    for n in boxes_n[:2]:
+    pts = []
+    for n in boxes_n[:2 if kind in regions.TWO_REGIONS else 1]:
         bu = coords.box_from_prompt(np.array(n), w, h)[0]
         corners = view.from_unified(np.array([[bu[0], bu[1]], [bu[2], bu[3]]]))
-        pts = region_points(np.concatenate([corners.min(axis=0), corners.max(axis=0)]), depth_z, view)
-        if len(pts) < 3:
+        p = regions.region_points(np.concatenate([corners.min(axis=0), corners.max(axis=0)]), depth_z, view.camera)
+        if len(p) < regions.MIN_POINTS:
             return "The region has no depth readings."
-        regions.append(pts)
-    first = "bounding box region ({}, {}, {}, {})".format(*boxes_n[0])
-    if kind in ("height_data", "width_data"):
-        axis = 1 if kind == "height_data" else 0
-        lo, hi = np.percentile(regions[0][:, axis], [5, 95])
-        word = "tall" if kind == "height_data" else "wide"
-        return f"{first} is {hi - lo:.2f} meters {word}."
-    d = np.median(regions[1], axis=0) - np.median(regions[0], axis=0)
-    value = {"direct_distance": float(np.linalg.norm(d)), "vertical_distance": abs(float(d[1])),
-             "horizontal_distance": float(np.hypot(d[0], d[2]))}[kind]
-    how = {"direct_distance": "", "vertical_distance": " vertically", "horizontal_distance": " horizontally"}[kind]
-    second = "bounding box region ({}, {}, {}, {})".format(*boxes_n[1])
-    return f"{first} and {second} are {value:.2f} meters apart{how}."
+        pts.append(p)
+    texts = ["bounding box region ({}, {}, {}, {})".format(*b) for b in boxes_n[:2]]
+    return answers.format_object_quantity(kind, regions.measure(kind, pts), *texts)
