@@ -196,10 +196,22 @@ def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
                 return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)))
             return float(e.self_cpu_time_total)
 
-        ops = [e for e in prof.key_averages() if getattr(e, "device_type", None) != kind]   # ops, not kernels
+        def total_us(e: Any) -> float:
+            if cuda:
+                return float(getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0.0)))
+            return float(e.cpu_time_total)
+
+        averages = prof.key_averages()
+        ops = [e for e in averages if getattr(e, "device_type", None) != kind   # ops, not kernels
+               and not e.key.startswith("vlm3::")]
         top = sorted(ops, key=self_us, reverse=True)[:10]
+        # the engine's stages (vlm3::<stage> ranges in inference/local.py): their kernels' time
+        stages = [{"stage": e.key.removeprefix("vlm3::"), "ms": total_us(e) / 1e3,
+                   "host_ms": float(e.cpu_time_total) / 1e3, "calls": int(e.count)}
+                  for e in averages if e.key.startswith("vlm3::")]
         return {"wall_ms": wall * 1e3, "kernel_ms": busy, "kernels": len(kernels) if cuda else None,
-                "top": [{"op": e.key[:60], "self_ms": self_us(e) / 1e3, "calls": int(e.count)} for e in top]}
+                "top": [{"op": e.key[:60], "self_ms": self_us(e) / 1e3, "calls": int(e.count)} for e in top],
+                "stages": stages}
     except Exception as e:   # a profiler problem must not cost the measurement
         print(f"profile failed: {e!r}", file=sys.stderr)
         return None
@@ -278,6 +290,15 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
                f"{pr['wall_ms']:.1f} ms{kern}. Ops by self {'device' if kern else 'host'} time:", "",
                "| op | self ms | calls |", "|---|---|---|"]
         md += [f"| `{t['op']}` | {t['self_ms']:.1f} | {t['calls']} |" for t in pr["top"]]
+        if pr.get("stages") and kern:
+            md += ["", "By the engine's stages (`vlm3::` profiler ranges): the device time of the kernels "
+                       "launched inside, and the range's host time (launches included):", "",
+                   "| stage | device ms | host ms | calls |", "|---|---|---|---|"]
+            md += [f"| {st['stage']} | {st['ms']:.1f} | {st['host_ms']:.1f} | {st['calls']} |" for st in pr["stages"]]
+        elif pr.get("stages"):
+            md += ["", "By the engine's stages (`vlm3::` profiler ranges, host time):", "",
+                   "| stage | host ms | calls |", "|---|---|---|"]
+            md += [f"| {st['stage']} | {st['host_ms']:.1f} | {st['calls']} |" for st in pr["stages"]]
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
     return md
 

@@ -378,3 +378,20 @@ def test_static_answer_steps_answer_as_naive(tiny_checkpoint: Path, backends, de
 def test_decode_graph_setting_is_validated(tiny_checkpoint: Path) -> None:
     with pytest.raises(BackendError, match="decode_graph must be one of"):
         LocalModelConfig(str(tiny_checkpoint), decode_graph="always").validate()
+
+
+def test_engine_stages_are_named_for_the_profiler(backends) -> None:
+    """bench/engine_bench.py --profile splits a frame by the engine's vlm3:: ranges: one image
+    prefix, one common lead and one question prefill per batch, an answer step per further token."""
+    from torch.profiler import ProfilerActivity, profile
+
+    eng, _ = backends
+    qs = depth_questions("profiled", frames()[2], 3, 5)
+    before = eng.stats["answer_steps"]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        eng.answer(qs)
+    calls = {e.key: e.count for e in prof.key_averages() if e.key.startswith("vlm3::")}
+    steps = eng.stats["answer_steps"] - before
+    assert steps > 0
+    assert calls == {"vlm3::image_prefix": 1, "vlm3::question_lead": 1, "vlm3::question_prefill": 1,
+                     "vlm3::answer_step": steps}

@@ -111,6 +111,12 @@ def _torch() -> Any:
     return torch
 
 
+def _mark(name: str) -> Any:
+    """A named range for torch.profiler (``vlm3::<name>``; next to nothing when no profiler
+    runs): ``bench/engine_bench.py --profile`` splits a frame's kernel time by these stages."""
+    return _torch().profiler.record_function("vlm3::" + name)
+
+
 def resolve_device(device: str) -> str:
     torch = _torch()
     if device == "auto":
@@ -522,7 +528,7 @@ class TransformersBackend:
         ids = inputs["input_ids"]
         cache = DynamicCache(config=self.model.config)
         self.model.model.rope_deltas = None
-        with torch.inference_mode(), stage("prefill", self._sync):
+        with torch.inference_mode(), stage("prefill", self._sync), _mark("image_prefix"):
             self.model(input_ids=ids, attention_mask=inputs["attention_mask"],
                        mm_token_type_ids=inputs["mm_token_type_ids"], pixel_values=inputs["pixel_values"],
                        image_grid_thw=inputs["image_grid_thw"], past_key_values=cache, use_cache=True,
@@ -620,17 +626,18 @@ class TransformersBackend:
                 self.stats["question_prefill_s"] += t1 - t0
             # benchmarks on random weights: no end of turn before the forced length
             banned = eos if t < hold else eos[:0]
-            if static is not None:
-                res = static.step(step_ids, (step_pos + rope_deltas)[None])
-            else:
-                res = forward(step_ids, mask, (step_pos + rope_deltas)[None])
-            if sliced:
-                nxt = head(res, banned)
-            else:
-                # (a CUDA graph's output buffer: the next replay rewrites all of it, so masking in place is safe)
-                logits = res
-                logits[:, banned] = float("-inf")
-                nxt = logits.argmax(-1)
+            with _mark("answer_step" if t else "question_prefill"):
+                if static is not None:
+                    res = static.step(step_ids, (step_pos + rope_deltas)[None])
+                else:
+                    res = forward(step_ids, mask, (step_pos + rope_deltas)[None])
+                if sliced:
+                    nxt = head(res, banned)
+                else:
+                    # (a CUDA graph's output buffer: the next replay rewrites all of it, so masking in place is safe)
+                    logits = res
+                    logits[:, banned] = float("-inf")
+                    nxt = logits.argmax(-1)
             nxt = torch.where(unfinished, nxt, torch.full_like(nxt, self.pad_id))
             out.append(nxt[:, None])
             unfinished &= ~torch.isin(nxt, eos)
@@ -675,7 +682,7 @@ class TransformersBackend:
         self.model.model.rope_deltas = prefix.rope_deltas
         t0 = time.perf_counter()
         mask = torch.ones((1, P + k), dtype=torch.long, device=self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), _mark("question_lead"):
             self.model.model(input_ids=lead, attention_mask=mask, position_ids=pos[None], past_key_values=cache,
                              use_cache=True)
         if self._sync is not None:
