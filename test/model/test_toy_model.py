@@ -28,6 +28,8 @@ def test_toy_model_answers_held_out_frames_in_the_contracts_formats(built) -> No
     assert held["split"] == "val" and held["samples"] > 100
     assert scores["depth"]["parse_rate"] >= 0.95
     assert scores["pose"]["parse_rate"] >= 0.95
+    assert scores["object"]["parse_rate"] >= 0.9     # region questions from the bag's depth (export-sft)
+    assert 0.0 <= scores["object"]["success"] <= 1.0 and 0.0 < scores["object"]["best_constant_success"] <= 1.0
     # reported next to the best constant predictor on the same points
     assert 0.0 <= scores["depth"]["delta1"] <= 1.0
     assert 0.0 < scores["depth"]["best_constant_delta1"] <= 1.0
@@ -39,11 +41,13 @@ def test_toy_model_answers_held_out_frames_in_the_contracts_formats(built) -> No
 def test_scores_match_the_committed_results_file(built) -> None:
     committed = json.loads(RESULTS.read_text())["heldout"]["scores"]
     now = json.loads((built / "heldout.json").read_text())["scores"]
-    for task in ("depth", "pose", "corr"):
+    for task in ("depth", "pose", "corr", "object"):
         assert now[task]["n"] == committed[task]["n"]
         assert now[task]["parse_rate"] == pytest.approx(committed[task]["parse_rate"], abs=0.03)
     assert now["depth"]["delta1"] == pytest.approx(committed["depth"]["delta1"], abs=0.03)
     assert now["depth"]["best_constant_delta1"] == committed["depth"]["best_constant_delta1"]
+    assert now["object"]["success"] == pytest.approx(committed["object"]["success"], abs=0.07)
+    assert now["object"]["best_constant_success"] == committed["object"]["best_constant_success"]
 
 
 def test_stored_weights_are_small_and_rebuild_is_idempotent(built, tmp_path) -> None:

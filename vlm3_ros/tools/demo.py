@@ -3,9 +3,9 @@ and publishing its sparse depth cloud and odometry, in separate processes over D
 
 Default backend: the TOY demo model through the real transformers code path: the tiny Qwen3-VL
 architecture fine-tuned here on the bundled bag's first three frames (``vlm3-ros make-demo-model``).
-It is NOT VLM3: its answers follow the contract's formats, so depth, pose and correspondence parse
-and the cloud and odometry fill, but its numbers are no better than a constant's (the object task
-it never saw: PARSE_FAILURE). ``--backend tiny``: the UNTRAINED tiny checkpoint, whose answers are
+It is NOT VLM3: its answers follow the contract's formats, so the four services' answers parse
+and the cloud and odometry fill, but its numbers are no better than a constant's (and its object
+answers garble the boxes they name). ``--backend tiny``: the UNTRAINED tiny checkpoint, whose answers are
 nonsense (PARSE_FAILURE everywhere). Real answers need the VLM3 checkpoints on disk:
 ``vlm3-ros bringup depth_model:=... pose_model:=... corr_model:=... object_model:=...``.
 ``--backend ground_truth`` runs the same path with the ground-truth TEST DOUBLE instead, whose
@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             ckpt, tokens = toy.build(a.toy_model or default_dir(), ros_env.cache_dir()), 48
         args += ["-p", "backend:=transformers", "-p", "model.device:=cpu", "-p", "model.batch_size:=16"]
         args += [x for t in ("depth", "pose", "corr", "object") for x in ("-p", f"model.{t}_path:={ckpt}")]
-        args += [x for t in ("depth", "pose", "corr", "object") for x in ("-p", f"max_new_tokens.{t}:={tokens}")]
+        # the toy's object answers name both boxes in full (about 55 tokens) before their number
+        lengths = {"depth": tokens, "pose": tokens, "corr": tokens, "object": max(tokens, 64)}
+        args += [x for t, n in lengths.items() for x in ("-p", f"max_new_tokens.{t}:={n}")]
         print(BANNER_TINY if a.backend == "tiny" else BANNER_TOY)
     else:
         args += ["-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={a.bag}"]

@@ -43,7 +43,8 @@ def export_recipe_data(out: Path) -> Path:
     from vlm3_ros.training.export import ExportOptions, export_bags
 
     e = toy.RECIPE["export"]
-    opts = ExportOptions(EvalOptions(points_per_frame=e["points_per_frame"], corr_points=e["corr_points"],
+    opts = ExportOptions(EvalOptions(tasks=tuple(e["tasks"]), points_per_frame=e["points_per_frame"],
+                                     corr_points=e["corr_points"], object_questions=e["object_questions"],
                                      seed=e["seed"]), val_fraction=e["val_fraction"])
     export_bags([toy.bag()], out, pipeline_settings(build_config({}, require_backend=False)), opts,
                 show_progress=False)
@@ -101,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     held = score_checkpoint(out, data, "val", show_progress=True)
     (out / "heldout.json").write_text(json.dumps(held, indent=2))
     for task, sc in held["scores"].items():
-        extra = (f", delta1 {sc['delta1']:.3f} vs best constant {sc['best_constant_delta1']:.3f}"
-                 if task == "depth" else "")
+        extra = ""
+        if task == "depth":
+            extra = f", delta1 {sc['delta1']:.3f} vs best constant {sc['best_constant_delta1']:.3f}"
+        elif task == "object":
+            extra = f", success {sc['success']:.3f} vs best constant {sc['best_constant_success']:.3f}"
         print(f"held-out {task}: {sc['n']} questions, parse rate {sc['parse_rate']:.3f}{extra}")
     if a.results:
         from vlm3_ros.eval.report import versions

@@ -34,9 +34,10 @@ EMBED_VALUES = "embed_values"
 
 # what vlm3-ros export-sft and vlm3-ros finetune are run with (defaults elsewhere)
 RECIPE: dict[str, Any] = {
-    "bag": "tum_fr1_xyz_mini_mcap", "export": {"points_per_frame": 64, "corr_points": 16, "seed": 0,
+    "bag": "tum_fr1_xyz_mini_mcap", "export": {"tasks": ["depth", "pose", "corr", "object"], "points_per_frame": 64,
+                                               "corr_points": 16, "object_questions": 16, "seed": 0,
                                                "val_fraction": 0.3},
-    "finetune": {"method": "full", "train_embeddings": "used", "max_steps": 600, "learning_rate": 3e-3,
+    "finetune": {"method": "full", "train_embeddings": "used", "max_steps": 1200, "learning_rate": 3e-3,
                  "rows": 32, "seed": 0, "eval_steps": 100, "save_steps": 100},
 }
 
