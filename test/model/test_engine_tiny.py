@@ -395,3 +395,32 @@ def test_engine_stages_are_named_for_the_profiler(backends) -> None:
     assert steps > 0
     assert calls == {"vlm3::image_prefix": 1, "vlm3::question_lead": 1, "vlm3::question_prefill": 1,
                      "vlm3::answer_step": steps}
+
+
+def test_answer_steps_replayed_as_a_recorded_graph_answer_as_naive(tiny_checkpoint: Path, backends,
+                                                                    monkeypatch) -> None:
+    """``decode_graph: cuda`` without a GPU: the steps after the warm-up are recorded once and
+    replayed op for op on the same tensors (vlm3_ros.testing.replay_graph, a TEST EMULATION of
+    CUDA-graph semantics: host-side values frozen at capture, no host reads of device values), and
+    the tokens stay naive generate's. A step depending on anything but its input tensors (a
+    position counter read on the host, say) would answer differently here."""
+    from vlm3_ros.inference import decode_graph
+    from vlm3_ros.testing.replay_graph import ReplayGraph
+
+    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
+    _, nai = backends
+    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=8, prefix_cache_mb=0,
+                                               decode_graph="cuda"))
+    try:
+        rng = np.random.default_rng(8)
+        qs = [Question("replayed", (frames()[0],), P.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=14)
+              for _ in range(12)]
+        a = eng.answer(qs)
+        assert [x.text for x in a] == [y.text for y in nai.answer(qs)]
+        assert len({x.text for x in a}) > 1
+        s = eng.stats
+        assert s["graph_failures"] == 0
+        assert s["graph_captures"] == 2                     # one per batch (8 + 4 rows)
+        assert s["graph_replays"] == s["static_steps"] - 2 * decode_graph.WARMUP > 0
+    finally:
+        eng.close()

@@ -15,7 +15,9 @@ Modes (``LocalModelConfig.decode_graph``): ``static`` (default) runs these steps
 device (the same tokens as the dynamic loop, tested on a CPU; fewer operations per step than it:
 the cache update is one indexed copy per layer and the mask is not rebuilt, bench/step_ops.py);
 ``cuda`` also captures the step after ``WARMUP`` eager ones and replays it for the rest of the
-batch, on CUDA devices only (not measured on a GPU yet: bench/gpu_check.sh's engine-graph step);
+batch, on CUDA devices only (not measured on a GPU yet: bench/gpu_check.sh's engine-graph step;
+on a CPU a test replays the recorded ops of the step as a graph would, with
+:mod:`vlm3_ros.testing.replay_graph`, and gets naive's tokens);
 a capture that fails falls back to eager static steps for the batch and is counted; ``off``: the
 cache grows by one position per step as transformers' own loop does.
 """
@@ -32,6 +34,32 @@ LOG = logging.getLogger(__name__)
 
 DECODE_GRAPHS = ("off", "static", "cuda")
 WARMUP = 2   # eager steps (on a side stream) before the capture: lazy library state is set up by then
+
+
+class CudaGraph:
+    """One CUDA graph: ``capture(fn)`` records ``fn``'s kernels and runs them once, returning its
+    output (the tensor every replay rewrites); ``replay()`` runs them again."""
+
+    needs_side_stream = True   # CUDA capture wants its warm-up steps on a side stream
+
+    def __init__(self) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+
+    def capture(self, fn: Callable[[], Any]) -> Any:
+        with torch.cuda.graph(self.graph):
+            out = fn()
+        self.graph.replay()   # capture only records
+        return out
+
+    def replay(self) -> None:
+        self.graph.replay()
+
+
+def graph_factory(device: Any) -> Callable[[], Any] | None:
+    """What records and replays an answer step on ``device``; None where there are no graphs (the
+    tests put :class:`vlm3_ros.testing.replay_graph.ReplayGraph` here to check a step's replay
+    semantics on a CPU)."""
+    return CudaGraph if device.type == "cuda" else None
 
 
 class StaticDecode:
@@ -59,8 +87,9 @@ class StaticDecode:
             layer.make_static(self.index)
         self.ids = torch.zeros((B, 1), dtype=torch.long, device=device)
         self.positions: Any = None
+        self.factory = graph_factory(device) if graphs else None
         # one failed capture is enough: later batches of this backend decode eagerly without trying
-        self.graphs = graphs and device.type == "cuda" and not stats.get("graph_failures")
+        self.graphs = self.factory is not None and not stats.get("graph_failures")
         self.graph: Any = None
         self.graph_out: Any = None
         self.eager_steps = 0
@@ -86,7 +115,7 @@ class StaticDecode:
             if out is not None:
                 return out
         self.eager_steps += 1
-        if self.graphs and not self.failed:   # warm up on a side stream, as graph capture asks
+        if self.graphs and not self.failed and self.factory.needs_side_stream:   # as CUDA capture asks
             if self._side is None:
                 self._side = torch.cuda.Stream()
             self._side.wait_stream(torch.cuda.current_stream())
@@ -97,18 +126,16 @@ class StaticDecode:
         return self.forward(self.ids, self.mask, self.positions)
 
     def _capture(self) -> Any:
-        """Record this step as a CUDA graph and run it; None (eager from now on) where capture fails."""
-        graph = torch.cuda.CUDAGraph()
+        """Record this step as a graph and run it; None (eager from now on) where capture fails."""
+        graph = self.factory()
         try:
-            with torch.cuda.graph(graph):
-                out = self.forward(self.ids, self.mask, self.positions)
+            out = graph.capture(lambda: self.forward(self.ids, self.mask, self.positions))
         except Exception as e:   # an op that cannot be captured: this batch goes on eagerly
             self.failed = True
             self.stats["graph_failures"] += 1
             LOG.warning("CUDA graph capture of the answer step failed (%s: %s); this batch decodes eagerly",
                         type(e).__name__, e)
             return None
-        graph.replay()
         self.graph, self.graph_out = graph, out
         self.stats["graph_captures"] += 1
         self.stats["graph_replays"] += 1
