@@ -89,7 +89,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     objects = [(s["name"], s["object"]) for s in report["sequences"] if s.get("object")]
     if objects:
         lines += ["", "## Object questions (SpatialRGPT-Bench scoring, no LLM judge)", "",
-                  "| file | questions | unparsed | quantitative acc % | qualitative acc % | choice acc % |",
+                  "| source | questions | unparsed | quantitative acc % | qualitative acc % | choice acc % |",
                   "|---|---|---|---|---|---|"]
         for name, o in objects:
             def pct(key: str, o: dict = o) -> str:
