@@ -118,6 +118,11 @@ class PromptSet:
         x1, y1, x2, y2 = (int(v) for v in box_norm)
         return self.box_text.format(x1=x1, y1=y1, x2=x2, y2=y2)
 
+    def box_pattern(self) -> re.Pattern[str]:
+        """What :meth:`render_box` writes, as a pattern (the box text found in a rendered prompt)."""
+        parts = re.split(r"\{(?:x1|y1|x2|y2)\}", self.box_text)
+        return re.compile(r"-?\d+".join(re.escape(p) for p in parts))
+
     def render_object(self, question: str, boxes_norm: np.ndarray) -> str:
         """Replace ``Region [i]`` (0-based into the boxes) and ``<mask>`` (in order) by box text."""
         boxes_norm = np.asarray(boxes_norm).reshape(-1, 4)

@@ -220,11 +220,11 @@ def correspondence_query(fa: Frame, fb: Frame, depth_a: np.ndarray, depth_b: np.
 # first direct-distance one); ``Region [i]`` is replaced by the box text when the task renders it.
 OBJECT_QUESTIONS: dict[str, tuple[str, ...]] = {
     "distance_data": ("How far is Region [0] from Region [1]?",
-                        "What is the distance between Region [0] and Region [1]?"),
+                      "What is the distance between Region [0] and Region [1]?"),
     "horizontal_distance_data": ("How far apart are Region [0] and Region [1] horizontally?",
-                            "What is the horizontal distance between Region [0] and Region [1]?"),
+                                 "What is the horizontal distance between Region [0] and Region [1]?"),
     "vertical_distance_data": ("How far apart are Region [0] and Region [1] vertically?",
-                          "What is the vertical distance between Region [0] and Region [1]?"),
+                               "What is the vertical distance between Region [0] and Region [1]?"),
     "width_data": ("How wide is Region [0]?", "What is the width of Region [0]?"),
     "height_data": ("How tall is Region [0]?", "What is the height of Region [0]?"),
 }

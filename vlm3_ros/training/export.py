@@ -16,7 +16,6 @@ Each unified image is written once per frame and unification (``images/<bag>/<ta
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,6 @@ DEPTH_TOL_M = 0.0051           # format_depth: 2 decimals
 CORR_TOL_PX = 2.0              # [0, 1000] integers on a 1024-px image, mapped back to original pixels
 OBJECT_TOL_M = 0.0051          # format_object_quantity: 2 decimals
 EXPORT_TASKS = ("depth", "pose", "corr", "object")
-_BOX_TEXT = re.compile(r"bounding box region \(\d+, \d+, \d+, \d+\)")
 
 
 @dataclass(frozen=True)
@@ -194,11 +192,14 @@ class Exporter:
     def object(self, bag: str, split: str, q: Any) -> None:
         """A region question, answered as the ground-truth double words it with the box text the
         rendered prompt holds (regions named in the question's order: ``Region [0]`` first)."""
+        if q.truth_m is None:   # a label file's question: no measured quantity to answer with
+            self.summary.drop("object: no measured truth")
+            return
         value = float(q.truth_m)
+        pattern = self.settings.prompts.box_pattern()   # the box text as the node's prompts write it
 
         def label(question: Question, _i: int) -> str:
-            boxes = _BOX_TEXT.findall(question.text)
-            return answers.format_object_quantity(q.category, value, *boxes[:2])
+            return answers.format_object_quantity(q.category, value, *pattern.findall(question.text)[:2])
 
         self.key.label = label
         res = self.pipeline.object(q.frame, q.boxes, q.question)
