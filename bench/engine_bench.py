@@ -169,6 +169,26 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
 GRAPH_STATS = ("static_steps", "graph_captures", "graph_replays", "graph_failures")
 
 
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = ""
+    try:   # results measured on a GPU name it (torch is there wherever a benchmark runs)
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f", GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    except ImportError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}{gpu}"
+
+
 def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
     """One more frame under torch.profiler: its wall time, the time the GPU spent in kernels
     (the sum of their self times), how many kernels it launched, and the ops taking the most
@@ -227,7 +247,6 @@ def header(modes: list[str]) -> str:
 
 def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | None) -> list[str]:
     """Write the JSON and the Markdown table of ``rows``; returns the table's lines."""
-    from latency import machine
 
     a.out.mkdir(parents=True, exist_ok=True)
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"

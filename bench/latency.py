@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -171,26 +170,6 @@ def status_names(row: dict) -> str:
     return ", ".join(StatusCode(c).name for c in row["statuses"])
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = ""
-    try:   # results measured on a GPU name it (torch is there wherever a benchmark runs)
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = f", GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    except ImportError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}{gpu}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=("tiny", "4b"), default="tiny")
@@ -216,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     make_test_checkpoint(a.checkpoint)
     if not set(a.paths.split(",")) <= set(PATHS):
         p.error(f"--paths: each of {sorted(PATHS)}")
+    from engine_bench import machine
+
     ros = ros_available()
     if not ros:
         print("latency: ROS 2 (or this package's generated interfaces) not importable here: requests go straight "

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import torch
-    from latency import machine
+    from engine_bench import machine
 
     from vlm3_ros.inference.lm_head import GreedyHead
 

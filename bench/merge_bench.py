@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
     import numpy as np
-    from engine_bench import build_backend, node_config
-    from latency import machine
+    from engine_bench import build_backend, machine, node_config
 
     from vlm3_ros.inference.assets import make_test_checkpoint
     from vlm3_ros.params.mapping import pipeline_settings, serving_settings

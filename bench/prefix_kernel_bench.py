@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.repeats < 3:
         p.error("--repeats must be >= 3 (medians of at least 3)")
-    from latency import machine
+    from engine_bench import machine
 
     rows = []
     for dtype in a.dtypes.split(","):

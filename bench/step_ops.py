@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import subprocess
 
-    from latency import machine
+    from engine_bench import machine
 
     from vlm3_ros.inference.assets import make_test_checkpoint
 
