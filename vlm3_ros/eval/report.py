@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from vlm3_ros.eval.metrics import QUANT_NAMES
+
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "numpy": np.__version__}
@@ -97,6 +99,14 @@ def write_report(report: dict[str, Any], out: Path) -> None:
 
             lines.append(f"| {name} | {o['n']} | {o['unparsed']} | {pct('Quan_overall_acc')} | "
                          f"{pct('Qual_overall_acc')} | {pct('Qual_choice_acc')} |")
+        kinds = [k for k in QUANT_NAMES.values() if any(f"Quan_{k}_acc" in o for _, o in objects)]
+        if kinds:   # the quantitative kinds one by one (a bag's region questions are all quantitative)
+            lines += ["", "Quantitative answers within 0.75-1.25 x the truth, by kind (%):", "",
+                      "| source | " + " | ".join(k.replace("_", " ") for k in kinds) + " |",
+                      "|---|" + "---|" * len(kinds)]
+            for name, o in objects:
+                lines.append(f"| {name} | " + " | ".join(f"{o[f'Quan_{k}_acc']:.1f}" if f"Quan_{k}_acc" in o else "-"
+                                                       for k in kinds) + " |")
     lines += ["", "## Latency (per service-equivalent call)", "", "| sequence | task | n | p50 ms | p90 ms | p99 ms |",
               "|---|---|---|---|---|---|"]
     for s in report["sequences"]:
@@ -140,6 +150,9 @@ def plots(report: dict[str, Any], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "depth_scatter.png", dpi=110)
         plt.close(fig)
+    quant = [q for s in report["sequences"] for q in s["_raw"].get("object", {}).get("quant", [])]
+    if quant:
+        object_plot(quant, who, out)
     for s in report["sequences"]:
         t = s.get("trajectory")
         if not t:
@@ -157,3 +170,29 @@ def plots(report: dict[str, Any], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / f"trajectory_{s['name']}.png", dpi=110)
         plt.close(fig)
+
+
+def object_plot(quant: list[dict[str, Any]], who: str, out: Path) -> None:
+    """object_scatter.png: each quantitative object answer against its truth, by kind, with
+    SpatialRGPT-Bench's success band (0.75-1.25 x the truth); unparsed answers are counted."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    top = max([q["gt_m"] for q in quant] + [q["pred_m"] for q in quant if q["pred_m"] is not None]) * 1.05
+    parsed = 0
+    for cat, name in QUANT_NAMES.items():
+        pts = [(q["gt_m"], q["pred_m"]) for q in quant if q["category"] == cat and q["pred_m"] is not None]
+        if pts:
+            g, p = np.array(pts).T
+            ax.scatter(g, p, s=14, alpha=0.7, label=name.replace("_", " "))
+            parsed += len(pts)
+    ax.plot([0, top], [0, top], "k--", lw=1, label="answer = truth")
+    ax.plot([0, top], [0, 1.25 * top], "r:", lw=1, label="success band (0.75-1.25 x truth)")
+    ax.plot([0, top], [0, 0.75 * top], "r:", lw=1)
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="truth [m]", ylabel="answer [m]",
+           title=f"object questions: {parsed} answers with a quantity, of {len(quant)} quantitative")
+    ax.legend(fontsize=8)
+    fig.suptitle(who, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "object_scatter.png", dpi=110)
+    plt.close(fig)

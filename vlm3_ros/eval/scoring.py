@@ -246,7 +246,8 @@ def evaluate(ds: Dataset, runner: Runner, depth_type: str, corr_unify: UnifyConf
     if ds.vo_frames and ds.trajectory is not None and len(ds.vo_frames) > 1:
         res["trajectory"] = run_vo(ds.vo_frames, ds.trajectory, runner, vo_policy or KeyframePolicy(), progress)
     res["latency"] = {k: M.latency_percentiles(v) for k, v in lat.items() if v}
-    res["_raw"] = {"depth": {"pred": depth.pred, "gt": depth.gt}, "pose": {"rot": pose.rot, "trans": pose.trans}}
+    res["_raw"] = {"depth": {"pred": depth.pred, "gt": depth.gt}, "pose": {"rot": pose.rot, "trans": pose.trans},
+                   "object": {"quant": [q for q in obj.quant if "gt_m" in q]}}
     return res
 
 

@@ -88,3 +88,7 @@ def test_eval_scores_region_questions_on_a_bag_with_the_ground_truth_double(tmp_
     for name in ("direct_distance", "horizontal_distance", "vertical_distance", "width", "height"):
         assert o[f"Quan_{name}_acc"] == 100.0
     assert o["Quan_overall_acc"] == 100.0
+    md = (out / "report.md").read_text()
+    assert "| direct distance | horizontal distance | vertical distance | width | height |" in md
+    assert "| tum_fr1_xyz_mini_mcap | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in md
+    assert (out / "object_scatter.png").stat().st_size > 10_000       # answers vs truth with the band
