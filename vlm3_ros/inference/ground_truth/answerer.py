@@ -15,12 +15,14 @@ import cv2
 import numpy as np
 
 from vlm3_ros.contract import answers
+from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.geometry import coords, regions
 from vlm3_ros.geometry.unify import UnifiedView
 
 _DEPTH_COORDS = re.compile(r"coordinates \((\d+), (\d+)\)")
 _CORR_COORDS = re.compile(r"pixel \((\d+), (\d+)\) in the first image")
 _BOX = re.compile(r"bounding box region \((\d+), (\d+), (\d+), (\d+)\)")
+_PROMPTS = PromptSet()   # the contract's default box text, which _BOX reads
 CANNOT = "I cannot answer this question from the recorded ground truth."
 
 
@@ -96,5 +98,5 @@ def answer_object(prompt: str, depth_z: np.ndarray, view: UnifiedView) -> str:
         if len(p) < regions.MIN_POINTS:
             return "The region has no depth readings."
         pts.append(p)
-    texts = ["bounding box region ({}, {}, {}, {})".format(*b) for b in boxes_n[:2]]
+    texts = [_PROMPTS.render_box(b) for b in boxes_n[:2]]   # named as the prompt wrote them
     return answers.format_object_quantity(kind, regions.measure(kind, pts), *texts)
