@@ -11,28 +11,28 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
   On a CUDA machine whose python3 has torch (CUDA build), numpy, scipy, opencv-python-headless, pyyaml,
   pillow, tqdm and matplotlib: installs the wheels in .whl/ when that folder exists (into
   /tmp/vlm3_site, nothing system-wide), then runs, each under its own time limit:
-    1. engine: bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
-       (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory
-    2. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
+    1. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
        kernel vs materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
        kernel and with the CUDA-graph answer steps vs naive generate (tiny checkpoint, float32, on the GPU)
-    3. engine-graph: bench/engine_bench.py --arch 4b --decode-graph cuda: the engine with its answer
+    2. engine-graph: bench/engine_bench.py --arch 4b --decode-graph cuda: the engine with its answer
        steps captured as one CUDA graph per batch
-    4. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
+    3. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
        time of one frame, kernels launched, the costliest ops, the kernel time per engine stage
        (image prefix, question prefill, answer steps)
-    5. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
+    4. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
+    5. engine: bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
+       (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory
     6. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
        at 256 and 1 points
     7. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
        (CUDA's "auto" is the fused kernel)
     8. ceilings: bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth,
        and a depth frame's compute floor at those rates
-  The order puts what has not yet been measured on a GPU first (the 2026-12-04 runs measured the
-  ceilings, the materialised kernel and the latency stages; see docs/engine.md).
+  The order puts what has not yet been measured on a GPU first (the 2026-12-04 runs measured the eager engine,
+  the ceilings, the materialised kernel and the latency stages; see docs/engine.md).
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
-  Step names: engine, prefix-kernel, engine-graph, profile, finetune, latency, engine-materialized,
+  Step names: prefix-kernel, engine-graph, profile, finetune, engine, latency, engine-materialized,
   ceilings.
   Results: bench/results/{engine_floor_4b_cuda,engine_4b_cuda,prefix_kernel_cuda,
   engine_4b_cuda_prefix-materialized,engine_4b_cuda_profile,engine_4b_cuda_graph-cuda,latency_4b_cuda,
@@ -127,8 +127,6 @@ step() {  # name, limit in seconds, command... (the limit cut to what is left of
   if timeout "$limit" "$@"; then echo "[gpu_check] $name done in $((SECONDS - t0))s"
   else echo "[gpu_check] $name FAILED or timed out (exit $?) after $((SECONDS - t0))s"; fi
 }
-step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
-  --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
 step engine-graph 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
@@ -137,6 +135,8 @@ step profile 120 python3 bench/engine_bench.py --arch "$arch" --device "$device"
   --points "$prof_points" --frames "$frames" --batch-size 256 --profile --name-suffix _profile --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
   --steps "$frames" --out "$res"
+step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
+  --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
   --frames "$lat_frames" --batch-size 256 --out "$res"
 step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
