@@ -41,7 +41,17 @@ def node_config(a: argparse.Namespace, mode: str, extra: dict | None = None):
                          "sparse_depth.rate_hz": 0.0, "model.depth_path": str(a.checkpoint), "model.device": a.device,
                          "model.dtype": a.dtype, "model.engine_mode": "naive" if mode == "naive" else "engine",
                          "model.batch_size": a.batch_size, "model.prefix_cache_mb": 0.0,
-                         "max_points_per_request": 4096, "max_new_tokens.depth": a.answer_tokens, **(extra or {})})
+                         "max_points_per_request": 4096, "max_new_tokens.depth": a.answer_tokens,
+                         # latency.py has neither option: the node's defaults
+                         "model.decode_graph": getattr(a, "decode_graph", None) or param_default("model.decode_graph"),
+                         "model.graph_slots": param_default("model.graph_slots") if getattr(a, "graph_slots", None)
+                         is None else a.graph_slots, **(extra or {})})
+
+
+def param_default(name: str) -> Any:
+    from vlm3_ros.params.table import PARAMS
+
+    return next(p.default for p in PARAMS if p.name == name)
 
 
 def build_backend(a: argparse.Namespace, mode: str):
@@ -53,8 +63,7 @@ def build_backend(a: argparse.Namespace, mode: str):
     # min_new_tokens: random weights would stop at arbitrary lengths; force the answer length.
     cfg = dataclasses.replace(backend_config(node_config(a, mode), "depth"), min_new_tokens=a.answer_tokens,
                               shared_prefix_attention=mode != "replicated", shared_question_lead=mode != "no-lead",
-                              prefix_kernel=getattr(a, "prefix_kernel", "auto"),   # latency.py has neither
-                              decode_graph=getattr(a, "decode_graph", "static"))
+                              prefix_kernel=getattr(a, "prefix_kernel", "auto"))   # latency.py has no option
     if a.arch == "tiny":
         return TransformersBackend(cfg)
     from vlm3_ros.inference.assets import random_arch_model
@@ -166,7 +175,7 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
 
 
 # the answer steps' static shapes and CUDA graphs (decode_graph.py), per configuration
-GRAPH_STATS = ("static_steps", "graph_captures", "graph_replays", "graph_failures")
+GRAPH_STATS = ("static_steps", "graph_captures", "graph_reuses", "graph_replays", "graph_failures")
 
 
 def machine() -> str:
@@ -207,8 +216,11 @@ def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t
         kind = torch.autograd.DeviceType.CUDA
-        # the kernels' own durations on the device (an op's self device time repeats its kernels')
-        kernels = [e for e in prof.events() if e.device_type == kind] if cuda else []
+        # the kernels' own durations on the device (an op's self device time repeats its kernels'); not
+        # the stages' ranges, which the device timeline holds too (spans, not kernels), nor CUPTI's
+        # "Command Buffer Full" (the host waiting for room to launch)
+        kernels = [e for e in prof.events() if e.device_type == kind and not e.name.startswith("vlm3::")
+                   and e.name != "Command Buffer Full"] if cuda else []
         busy = sum(e.time_range.elapsed_us() for e in kernels) / 1e3 if cuda else None
 
         def self_us(e: Any) -> float:
@@ -225,13 +237,22 @@ def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
         ops = [e for e in averages if getattr(e, "device_type", None) != kind   # ops, not kernels
                and not e.key.startswith("vlm3::")]
         top = sorted(ops, key=self_us, reverse=True)[:10]
-        # the engine's stages (vlm3::<stage> ranges in inference/local.py): their kernels' time
-        stages = [{"stage": e.key.removeprefix("vlm3::"), "ms": total_us(e) / 1e3,
-                   "host_ms": float(e.cpu_time_total) / 1e3, "calls": int(e.count)}
-                  for e in averages if e.key.startswith("vlm3::")]
+        # the engine's stages (vlm3::<stage> ranges in inference/local.py). The profiler lists each
+        # twice: the host range (its time, and the device time of the kernels launched inside) and,
+        # on CUDA, the same range on the device timeline (its span there, no host time).
+        stages: dict[str, dict[str, Any]] = {}
+        for e in averages:
+            if not e.key.startswith("vlm3::"):
+                continue
+            st = stages.setdefault(e.key.removeprefix("vlm3::"), {"ms": 0.0, "host_ms": 0.0, "gpu_span_ms": None,
+                                                                   "calls": 0})
+            if float(e.cpu_time_total) > 0 or not cuda:
+                st.update(ms=total_us(e) / 1e3, host_ms=float(e.cpu_time_total) / 1e3, calls=int(e.count))
+            else:
+                st["gpu_span_ms"] = total_us(e) / 1e3
         return {"wall_ms": wall * 1e3, "kernel_ms": busy, "kernels": len(kernels) if cuda else None,
                 "top": [{"op": e.key[:60], "self_ms": self_us(e) / 1e3, "calls": int(e.count)} for e in top],
-                "stages": stages}
+                "stages": [{"stage": k, **v} for k, v in stages.items()]}
     except Exception as e:   # a profiler problem must not cost the measurement
         print(f"profile failed: {e!r}", file=sys.stderr)
         return None
@@ -252,11 +273,13 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
     tag = f"engine_{a.arch}_{a.device.replace(':', '')}"
     if a.prefix_kernel != "auto":
         tag += f"_prefix-{a.prefix_kernel}"
-    if a.decode_graph != "static":
+    if a.decode_graph != param_default("model.decode_graph"):
         tag += f"_graph-{a.decode_graph}"
+    if a.graph_slots != param_default("model.graph_slots"):
+        tag += f"_slots{a.graph_slots}"
     tag += a.name_suffix
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
-            "prefix_kernel": a.prefix_kernel, "decode_graph": a.decode_graph,
+            "prefix_kernel": a.prefix_kernel, "decode_graph": a.decode_graph, "graph_slots": a.graph_slots,
             "batch_size": a.batch_size, "python": platform.python_version(), "machine": machine(),
             "cpu_count": os.cpu_count(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -293,11 +316,12 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
                       for m in modes if m != "naive"]
         cells += [f"{by[m][mem]:.0f}" if by[m] else "-" for m in modes]
         md.append(f"| {pts} | " + " | ".join(cells) + " |")
-    if a.decode_graph == "cuda":
-        md += ["", f"Answer steps with static shapes (`decode_graph: {a.decode_graph}`), per configuration "
-               "(all frames, warm-up included): " + "; ".join(
+    if a.decode_graph == "cuda" and any(r.get("static_steps") for r in rows):
+        md += ["", f"Answer steps with static shapes (`decode_graph: {a.decode_graph}`, `graph_slots: "
+               f"{a.graph_slots}`), per configuration (all frames, warm-up included): " + "; ".join(
                    f"{r['points']} points: {r.get('static_steps', 0)} static steps, {r.get('graph_captures', 0)} "
-                   f"graphs captured, {r.get('graph_replays', 0)} replays, {r.get('graph_failures', 0)} failed captures"
+                   f"graphs captured, {r.get('graph_reuses', 0)} batches on a kept graph, "
+                   f"{r.get('graph_replays', 0)} replays, {r.get('graph_failures', 0)} failed captures"
                    for r in rows if r["mode"] != "naive")]
     for r in rows:
         pr = r.get("profile")
@@ -310,10 +334,13 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
                "| op | self ms | calls |", "|---|---|---|"]
         md += [f"| `{t['op']}` | {t['self_ms']:.1f} | {t['calls']} |" for t in pr["top"]]
         if pr.get("stages") and kern:
-            md += ["", "By the engine's stages (`vlm3::` profiler ranges): the device time of the kernels "
-                       "launched inside, and the range's host time (launches included):", "",
-                   "| stage | device ms | host ms | calls |", "|---|---|---|---|"]
-            md += [f"| {st['stage']} | {st['ms']:.1f} | {st['host_ms']:.1f} | {st['calls']} |" for st in pr["stages"]]
+            md += ["", "By the engine's stages (`vlm3::` profiler ranges, all calls): the range's host time "
+                       "(launches and waits included), its span on the GPU's timeline, and the device time of the "
+                       "kernels launched inside it as the profiler attributes them:", "",
+                   "| stage | host ms | GPU span ms | kernels' device ms | calls |", "|---|---|---|---|---|"]
+            md += [f"| {st['stage']} | {st['host_ms']:.1f} | "
+                   f"{'-' if st.get('gpu_span_ms') is None else format(st['gpu_span_ms'], '.1f')} | {st['ms']:.1f} | "
+                   f"{st['calls']} |" for st in pr["stages"]]
         elif pr.get("stages"):
             md += ["", "By the engine's stages (`vlm3::` profiler ranges, host time):", "",
                    "| stage | host ms | calls |", "|---|---|---|"]
@@ -338,10 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
                    help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
                         "the results files are named with it")
-    p.add_argument("--decode-graph", default="static", choices=("off", "static", "cuda"),
-                   help="the engine's answer steps (LocalModelConfig.decode_graph): static shapes (default), on CUDA "
-                        "also one captured graph per batch, or off; other than static, the results files are named "
-                        "with it")
+    p.add_argument("--decode-graph", default=param_default("model.decode_graph"), choices=("off", "static", "cuda"),
+                   help="the engine's answer steps (node parameter model.decode_graph): cuda (default: static shapes, "
+                        "on CUDA captured as a graph), static, or off; other than the default, the results files are "
+                        "named with it")
+    p.add_argument("--graph-slots", type=int, default=param_default("model.graph_slots"),
+                   help="captured answer steps kept for later batches (model.graph_slots; 0: capture per batch); "
+                        "other than the default, the results files are named with it")
     p.add_argument("--name-suffix", default="", help="appended to the results files' names "
                    "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
     p.add_argument("--profile", action="store_true",

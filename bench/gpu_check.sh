@@ -11,32 +11,36 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
   On a CUDA machine whose python3 has torch (CUDA build), numpy, scipy, opencv-python-headless, pyyaml,
   pillow, tqdm and matplotlib: installs the wheels in .whl/ when that folder exists (into
   /tmp/vlm3_site, nothing system-wide), then runs, each under its own time limit:
-    1. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
+    1. engine: bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
+       (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory;
+       the engine as a node runs it: answer steps captured as a CUDA graph, kept for later batches
+    2. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
        kernel vs materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
-       kernel and with the CUDA-graph answer steps vs naive generate (tiny checkpoint, float32, on the GPU)
-    2. engine-graph: bench/engine_bench.py --arch 4b --decode-graph cuda: the engine with its answer
-       steps captured as one CUDA graph per batch
-    3. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
-       time of one frame, kernels launched, the costliest ops, the kernel time per engine stage
-       (image prefix, question prefill, answer steps)
-    4. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
-    5. engine: bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
-       (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory
-    6. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
+       kernel, with the CUDA-graph answer steps and on kept graphs vs naive generate (tiny checkpoint,
+       float32, on the GPU)
+    3. engine-per-batch: the engine at 256/8 points with --graph-slots 0 (a graph captured per batch)
+    4. engine-static: the engine at 256/64/8/1 points with --decode-graph static (no graph)
+    5. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
+       time of one frame, kernels launched, the costliest ops, host time, GPU span and kernel time per
+       engine stage (image prefix, question prefill, answer steps)
+    6. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
+       (4, 16 and 64 questions per step)
+    7. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
        at 256 and 1 points
-    7. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
+    8. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
        (CUDA's "auto" is the fused kernel)
-    8. ceilings: bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth,
+    9. ceilings: bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth,
        and a depth frame's compute floor at those rates
-  The order puts what has not yet been measured on a GPU first (the 2026-12-04 runs measured the eager engine,
-  the ceilings, the materialised kernel and the latency stages; see docs/engine.md).
+  The order: the engine as it now runs first, then the checks and comparisons beside it (the
+  2026-12-04 runs measured the ceilings, the materialised kernel and the latency stages; see
+  docs/engine.md).
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
-  Step names: prefix-kernel, engine-graph, profile, finetune, engine, latency, engine-materialized,
-  ceilings.
-  Results: bench/results/{engine_floor_4b_cuda,engine_4b_cuda,prefix_kernel_cuda,
-  engine_4b_cuda_prefix-materialized,engine_4b_cuda_profile,engine_4b_cuda_graph-cuda,latency_4b_cuda,
-  finetune_step_4b_cuda}.{json,md},
+  Step names: engine, prefix-kernel, engine-per-batch, engine-static, profile, finetune, latency,
+  engine-materialized, ceilings.
+  Results: bench/results/{engine_4b_cuda,prefix_kernel_cuda,engine_4b_cuda_slots0,
+  engine_4b_cuda_graph-static,engine_4b_cuda_profile,finetune_step_4b_cuda,latency_4b_cuda,
+  engine_4b_cuda_prefix-materialized,engine_floor_4b_cuda}.{json,md},
   plus gpu_check.log; packed into
   gpu_check_results.tar.gz in --out DIR (default: $OUT when set), the log beside it.
 
@@ -106,9 +110,9 @@ PY
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total,memory.used --format=csv 2>/dev/null || true
 # the largest configurations first: a step cut short by its limit keeps the ones that matter most
 device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=256,64,8,1; frames=3; lat_frames=3; lat_points=256,1
-rows=16,64; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256
+rows=4,16,64; pb_points=256,8; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256
 if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
-  arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4
+  arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4; pb_points=8
   kernel_args=(--dtypes float32 --rows 8 --queries 1); mat_points=8; prof_points=8
   python3 -c 'import torch; raise SystemExit(0 if torch.cuda.is_available() else 1)' || { device=cpu; dtype=float32; }
   python3 -c "from vlm3_ros.inference.assets import random_arch_model as m; x = m('4b-narrow', '$device', '$dtype'); \
@@ -127,16 +131,18 @@ step() {  # name, limit in seconds, command... (the limit cut to what is left of
   if timeout "$limit" "$@"; then echo "[gpu_check] $name done in $((SECONDS - t0))s"
   else echo "[gpu_check] $name FAILED or timed out (exit $?) after $((SECONDS - t0))s"; fi
 }
+step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
+  --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
-step engine-graph 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
-  --modes engine --points "$points" --frames "$frames" --batch-size 256 --decode-graph cuda --out "$res"
+step engine-per-batch 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$pb_points" --frames "$frames" --batch-size 256 --graph-slots 0 --out "$res"
+step engine-static 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$points" --frames "$frames" --batch-size 256 --decode-graph static --out "$res"
 step profile 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
   --points "$prof_points" --frames "$frames" --batch-size 256 --profile --name-suffix _profile --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
   --steps "$frames" --out "$res"
-step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
-  --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
   --frames "$lat_frames" --batch-size 256 --out "$res"
 step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \

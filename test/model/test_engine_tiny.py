@@ -420,7 +420,47 @@ def test_answer_steps_replayed_as_a_recorded_graph_answer_as_naive(tiny_checkpoi
         assert len({x.text for x in a}) > 1
         s = eng.stats
         assert s["graph_failures"] == 0
-        assert s["graph_captures"] == 2                     # one per batch (8 + 4 rows)
+        assert s["graph_captures"] == 2                     # one per batch shape (8 + 4 rows)
+        assert s["graph_reuses"] == 0
         assert s["graph_replays"] == s["static_steps"] - 2 * decode_graph.WARMUP > 0
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize("lead_and_cache", [(True, 0.0), (False, 64.0)], ids=["lead", "frame-cache"])
+def test_kept_graphs_replay_later_batches_and_frames_as_naive(tiny_checkpoint: Path, backends, monkeypatch,
+                                                              lead_and_cache: tuple[bool, float]) -> None:
+    """decode_graph.GraphPool: a batch whose shapes match a kept graph copies its prefix and own
+    keys/values into that graph's tensors and replays from its first step, with no warm-up and no
+    capture. Two batches of a frame, another frame (a different image prefix), the first frame
+    again: naive's tokens every time (TEST EMULATION of the graph, vlm3_ros.testing.replay_graph).
+    A hit that left the previous frame's prefix or keys in place would answer from the wrong image
+    or rows; without the common lead the rows read the frame prefix cache's own tensors, which a
+    kept graph must not rewrite (the third pass reads that frame from the cache)."""
+    from vlm3_ros.inference import decode_graph
+    from vlm3_ros.testing.replay_graph import ReplayGraph
+
+    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
+    _, nai = backends
+    lead, cache_mb = lead_and_cache
+    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=6,
+                                               prefix_cache_mb=cache_mb, shared_question_lead=lead,
+                                               decode_graph="cuda", graph_slots=2))
+    try:
+        rng = np.random.default_rng(9)
+        # 4-digit coordinates: every question the same length, so every batch the same shapes
+        for i in (0, 1, 0):   # two images of one size, the first again
+            frame = frames()[i]
+            qs = [Question(f"kept{i}", (frame,), P.render_depth(*rng.integers(1000, 2000, 2)), max_new_tokens=14)
+                  for _ in range(12)]
+            a = eng.answer(qs)
+            assert [x.text for x in a] == [y.text for y in nai.answer(qs)], i
+            assert len({x.text for x in a}) > 1
+        s = eng.stats
+        assert s["graph_failures"] == 0
+        assert s["graph_captures"] == 1   # the first batch; the other five replay its graph
+        assert s["graph_reuses"] == 5
+        assert s["prefix_hits"] == (1 if cache_mb else 0)
+        assert s["graph_replays"] == s["static_steps"] - decode_graph.WARMUP
     finally:
         eng.close()

@@ -25,7 +25,9 @@ cache grows by one position per step as transformers' own loop does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -62,16 +64,66 @@ def graph_factory(device: Any) -> Callable[[], Any] | None:
     return CudaGraph if device.type == "cuda" else None
 
 
+@dataclass
+class _Kept:
+    """A captured step and every tensor it reads or writes besides the weights."""
+
+    graph: Any
+    out: Any
+    ids: Any
+    positions: Any
+    mask: Any
+    index: Any
+    layers: list[tuple[Any, Any, Any, Any]]   # per layer: prefix keys, values, own key, value buffers
+
+
+class GraphPool:
+    """Captured answer steps kept for later batches of the same shapes (a backend's; LRU).
+
+    A capture costs the batch its :data:`WARMUP` eager steps plus the capture itself (on an H200
+    about 3 steps of 40-60 ms), every batch again without this pool; the node's default batches of
+    32 make a 256-point frame 8 batches. A later batch whose shapes match (rows, prefix length, own
+    tokens written, buffer capacity: everything the capture froze on the host) copies its prefix
+    and own keys/values, mask and inputs into the kept graph's tensors and replays from its first
+    step. Each kept graph holds its batch's own key/value buffers (rows x capacity x layers) and
+    the prefix, so ``slots`` bounds memory; 0 keeps none."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(0, int(slots))
+        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
+
+    def take(self, key: Hashable) -> _Kept | None:
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+        return kept
+
+    def keep(self, key: Hashable, kept: _Kept) -> None:
+        if self.slots == 0:
+            return
+        self._kept[key] = kept
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.slots:
+            self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 class StaticDecode:
     """The answer steps of one batch after its questions' prefill.
 
     ``forward(ids, mask, positions)`` runs the model on the fixed inputs and returns what the
     greedy loop reads (logits or hidden states); ``cache``: the batch's shared-prefix cache, its
     own buffers allocated (``capacity`` positions) and ``written`` of them filled by the prefill;
-    ``mask2d``: the prefill's (B, P + written) attention mask; ``dtype``: the mask's (the model's)."""
+    ``mask2d``: the prefill's (B, P + written) attention mask; ``dtype``: the mask's (the model's);
+    ``pool``: graphs kept from earlier batches (a hit replays from the first step)."""
 
     def __init__(self, forward: Callable[[Any, Any, Any], Any], cache: Any, mask2d: Any, P: int, written: int,
-                 dtype: Any, graphs: bool, stats: dict[str, Any]) -> None:
+                 dtype: Any, graphs: bool, stats: dict[str, Any], pool: GraphPool | None = None) -> None:
         self.forward = forward
         self.stats = stats
         self.P, self.fill = P, written
@@ -95,6 +147,24 @@ class StaticDecode:
         self.eager_steps = 0
         self.failed = False
         self._side: Any = None   # the warm-up steps' stream, made once per batch
+        self.cache = cache
+        self.pool = pool if self.graphs else None
+        # everything the capture freezes on the host: equal keys, interchangeable graphs
+        self.key = (B, P, written, capacity, len(cache.layers), str(dtype), str(device))
+        kept = self.pool.take(self.key) if self.pool is not None else None
+        if kept is not None:
+            self._adopt(kept)
+
+    def _adopt(self, kept: _Kept) -> None:
+        """Run this batch on a kept graph: its tensors take this batch's state (the captured
+        kernels read and write only those), and the first step replays."""
+        kept.mask.copy_(self.mask)
+        self.mask, self.index = kept.mask, kept.index
+        for layer, tensors in zip(self.cache.layers, kept.layers, strict=True):
+            layer.adopt(tensors, self.index)
+        self.ids, self.positions = kept.ids, kept.positions
+        self.graph, self.graph_out = kept.graph, kept.out
+        self.stats["graph_reuses"] = self.stats.get("graph_reuses", 0) + 1
 
     def step(self, ids: Any, positions: Any) -> Any:
         """One answer step: ``ids`` (B, 1) the tokens just chosen, ``positions`` their position ids."""
@@ -128,6 +198,9 @@ class StaticDecode:
     def _capture(self) -> Any:
         """Record this step as a graph and run it; None (eager from now on) where capture fails."""
         graph = self.factory()
+        if self.pool is not None and self.pool.slots:   # the kept graph must not rewrite the frame cache's prefix
+            for layer in self.cache.layers:
+                layer.own_prefix()
         try:
             out = graph.capture(lambda: self.forward(self.ids, self.mask, self.positions))
         except Exception as e:   # an op that cannot be captured: this batch goes on eagerly
@@ -137,6 +210,9 @@ class StaticDecode:
                         type(e).__name__, e)
             return None
         self.graph, self.graph_out = graph, out
+        if self.pool is not None:
+            self.pool.keep(self.key, _Kept(graph, out, self.ids, self.positions, self.mask, self.index,
+                                           [layer.static_tensors() for layer in self.cache.layers]))
         self.stats["graph_captures"] += 1
         self.stats["graph_replays"] += 1
         return out

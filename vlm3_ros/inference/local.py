@@ -71,7 +71,8 @@ class LocalModelConfig:
     sliced_argmax: bool = True             # greedy loop on a CPU: next token from vocabulary slices (lm_head.py)
     prefix_kernel: str = "auto"            # shared prefix: auto | fused | materialized (shared_prefix.PREFIX_KERNELS)
     shared_question_lead: bool = True      # engine: the questions' common leading tokens prefilled once per group
-    decode_graph: str = "static"           # engine answer steps: off | static | cuda (decode_graph.DECODE_GRAPHS)
+    decode_graph: str = "cuda"             # engine answer steps: off | static | cuda (decode_graph.DECODE_GRAPHS)
+    graph_slots: int = 2                   # decode_graph cuda: captured steps kept for later batches (GraphPool)
 
     def validate(self) -> None:
         if not self.path:
@@ -103,6 +104,8 @@ class LocalModelConfig:
 
         if self.decode_graph not in DECODE_GRAPHS:
             raise BackendError(f"decode_graph must be one of {DECODE_GRAPHS}, got {self.decode_graph!r}")
+        if self.graph_slots < 0:
+            raise BackendError(f"graph_slots must be >= 0, got {self.graph_slots}")
 
 
 def _torch() -> Any:
@@ -353,11 +356,16 @@ class TransformersBackend:
                       "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0,
                       "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0,
                       "static_steps": 0, "graph_captures": 0, "graph_replays": 0, "graph_failures": 0,
+                      "graph_reuses": 0,
                       "shared_question_tokens": 0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
         self._prefixes: OrderedDict[Hashable, tuple[_Prefix, str, tuple[np.ndarray, ...], int]] = OrderedDict()
         self._prefix_bytes = 0
+        # captured answer steps kept for later batches of the same shapes (decode_graph.GraphPool)
+        from vlm3_ros.inference.decode_graph import GraphPool
+
+        self._graphs = GraphPool(self.cfg.graph_slots)
         self.image_processor = self._device_image_processor()
         self._shared_prefix = False
         if cfg.mode == "engine" and cfg.shared_prefix_attention:
@@ -408,6 +416,7 @@ class TransformersBackend:
             self.model = None
             self._prefixes.clear()
             self._prefix_bytes = 0
+            self._graphs.clear()
 
     # ------------------------------------------------------------------ helpers
     def _use_shared_prefix_attention(self) -> bool:
@@ -649,7 +658,7 @@ class TransformersBackend:
                 from vlm3_ros.inference.decode_graph import StaticDecode
 
                 static = StaticDecode(forward, cache, mask, P, step_ids.shape[1], self.model.dtype,
-                                      self.cfg.decode_graph == "cuda", self.stats)
+                                      self.cfg.decode_graph == "cuda", self.stats, self._graphs)
             if static is None:
                 mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
             step_ids, step_pos = nxt[:, None], step_pos[:, -1:] + 1

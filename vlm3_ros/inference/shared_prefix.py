@@ -64,6 +64,30 @@ class SharedPrefixLayer(DynamicLayer):
             raise RuntimeError("static decode needs the preallocated buffers (a capacity and a first update)")
         self._index = index
 
+    def static_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What a captured static step reads of this layer: the prefix keys/values and the rows'
+        own key/value buffers (after :meth:`make_static`)."""
+        if self._k_buf is None or self._v_buf is None:
+            raise RuntimeError("static decode needs the preallocated buffers (a capacity and a first update)")
+        return self.prefix_keys, self.prefix_values, self._k_buf, self._v_buf
+
+    def own_prefix(self) -> None:
+        """Hold a private copy of the prefix keys/values: a graph kept for later batches has its
+        tensors rewritten by them (:meth:`adopt`), which must not reach the frame prefix cache."""
+        self.prefix_keys, self.prefix_values = self.prefix_keys.clone(), self.prefix_values.clone()
+
+    def adopt(self, tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+              index: torch.Tensor) -> None:
+        """Move this batch's prefix and own keys/values into ``tensors`` (a kept graph's, same
+        shapes; :meth:`static_tensors` of the layer it was captured on) and use those from now on,
+        so that graph replays on this batch."""
+        for dst, src in zip(tensors, self.static_tensors(), strict=True):
+            if dst.shape != src.shape:
+                raise ValueError(f"kept graph tensor {tuple(dst.shape)} does not fit this batch's {tuple(src.shape)}")
+            dst.copy_(src)
+        self.prefix_keys, self.prefix_values, self._k_buf, self._v_buf = tensors
+        self.make_static(index)
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         n = key_states.shape[-2]

@@ -67,7 +67,8 @@ def backend_config(cfg: NodeConfig, task: str) -> Hashable:
                                 quantization=cfg["model.quantization"], max_pixels=cfg["model.max_pixels"],
                                 mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"],
                                 image_processing=cfg["model.image_processing"],
-                                prefix_cache_mb=cfg["model.prefix_cache_mb"], decode_graph=cfg["model.decode_graph"])
+                                prefix_cache_mb=cfg["model.prefix_cache_mb"], decode_graph=cfg["model.decode_graph"],
+                                graph_slots=cfg["model.graph_slots"])
     if kind == "remote":
         return RemoteConfig(url=cfg[f"remote.{task}_url"] or cfg["remote.url"],
                             model=cfg[f"remote.{task}_model"] or cfg["remote.model"], api_key=api_key(cfg),

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from vlm3_ros.inference import shared_prefix as sp
-from vlm3_ros.inference.decode_graph import DECODE_GRAPHS, StaticDecode
+from vlm3_ros.inference.decode_graph import DECODE_GRAPHS, GraphPool, StaticDecode
+from vlm3_ros.inference.local import LocalModelConfig
 from vlm3_ros.params.config import build_config
 from vlm3_ros.params.mapping import backend_config
 from vlm3_ros.params.table import PARAMS
@@ -62,8 +63,32 @@ def test_static_update_needs_the_preallocated_buffers() -> None:
 
 
 def test_the_node_parameter_selects_the_mode() -> None:
+    """cuda is the default (graphs where the device is CUDA, static steps elsewhere: measured faster
+    with naive's tokens on an H200, docs/engine.md); the node parameters reach the backend."""
     spec = next(p for p in PARAMS if p.name == "model.decode_graph")
-    assert tuple(spec.choices) == DECODE_GRAPHS and spec.default == "static"
+    assert tuple(spec.choices) == DECODE_GRAPHS and spec.default == "cuda"
+    assert LocalModelConfig("/models/depth").decode_graph == spec.default
     cfg = build_config({"backend": "transformers", "enabled_tasks": ["depth"], "model.depth_path": "/models/depth",
-                        "model.decode_graph": "cuda"})
-    assert backend_config(cfg, "depth").decode_graph == "cuda"
+                        "model.decode_graph": "static", "model.graph_slots": 5})
+    assert backend_config(cfg, "depth").decode_graph == "static"
+    assert backend_config(cfg, "depth").graph_slots == 5
+
+
+def test_graph_pool_keeps_the_most_recent_slots() -> None:
+    pool = GraphPool(2)
+    for key in ("a", "b"):
+        pool.keep(key, key)   # any object stands for a kept graph here
+    assert pool.take("a") == "a"      # "a" is now the most recent
+    pool.keep("c", "c")               # evicts "b", the least recently used
+    assert pool.take("b") is None and pool.take("a") == "a" and pool.take("c") == "c" and len(pool) == 2
+    none = GraphPool(0)
+    none.keep("a", "a")
+    assert none.take("a") is None and len(none) == 0
+
+
+def test_a_kept_graph_of_another_shape_is_refused() -> None:
+    layer = sp.SharedPrefixLayer(torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2), capacity=3)
+    layer.update(torch.ones(2, 1, 1, 2), torch.ones(2, 1, 1, 2))
+    wrong = (torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2), torch.zeros(2, 1, 5, 2), torch.zeros(2, 1, 5, 2))
+    with pytest.raises(ValueError, match="does not fit"):
+        layer.adopt(wrong, torch.zeros(1, dtype=torch.long))
