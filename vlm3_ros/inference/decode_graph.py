@@ -11,15 +11,20 @@ kernels with one launch, but only if every step has the same shapes and tensor a
   as it is), whose column for the position being written is opened before each step;
 - token ids and positions are copied into fixed input tensors.
 
-Modes (``LocalModelConfig.decode_graph``): ``static`` (default) runs these steps eagerly on any
-device (the same tokens as the dynamic loop, tested on a CPU; fewer operations per step than it:
-the cache update is one indexed copy per layer and the mask is not rebuilt, bench/step_ops.py);
-``cuda`` also captures the step after ``WARMUP`` eager ones and replays it for the rest of the
-batch, on CUDA devices only (not measured on a GPU yet: bench/gpu_check.sh's engine-graph step;
-on a CPU a test replays the recorded ops of the step as a graph would, with
-:mod:`vlm3_ros.testing.replay_graph`, and gets naive's tokens);
-a capture that fails falls back to eager static steps for the batch and is counted; ``off``: the
-cache grows by one position per step as transformers' own loop does.
+Modes (``LocalModelConfig.decode_graph``, node parameter ``model.decode_graph``): ``cuda``
+(default) captures the step after ``WARMUP`` eager ones as a CUDA graph and replays it for the
+rest of the batch on CUDA devices, and runs static steps elsewhere; :class:`GraphPool` keeps the
+captured graphs (``graph_slots``) so later batches and frames of the same shapes replay from their
+first step. Measured on an H200 (docs/engine.md, "On a GPU"): in one check run a graph per batch
+took 1332 / 662 / 485 ms per frame at 256 / 64 / 8 points, eager static steps 1697 / 1482 / 1582
+ms (engine_4b_cuda_graph-cuda.md, engine_4b_cuda_run3.md); in the next, kept graphs 1211 ms at
+256 points vs 1303 ms with a graph per batch (engine_4b_cuda.md, engine_4b_cuda_slots0.md); the
+tokens are naive's on the GPU (prefix_kernel_cuda.md). On a CPU a test replays the
+recorded ops of the step as a graph would (:mod:`vlm3_ros.testing.replay_graph`). ``static`` runs
+the fixed-shape steps eagerly on any device (the same tokens as the dynamic loop; fewer
+operations per step than it: the cache update is one indexed copy per layer and the mask is not
+rebuilt, bench/step_ops.py); a capture that fails falls back to eager static steps for the batch
+and is counted; ``off``: the cache grows by one position per step as transformers' own loop does.
 """
 
 from __future__ import annotations
