@@ -464,3 +464,33 @@ def test_kept_graphs_replay_later_batches_and_frames_as_naive(tiny_checkpoint: P
         assert s["graph_replays"] == s["static_steps"] - decode_graph.WARMUP
     finally:
         eng.close()
+
+
+def test_shorter_questions_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, monkeypatch) -> None:
+    """Where graphs are kept, a batch whose questions are shorter than a kept graph's (by less than
+    decode_graph.LENGTH_STEP tokens) is padded to its length (masked, between prefix and question)
+    and replays it instead of capturing its own: questions whose coordinates have 8 down to 2
+    digits in all, longest first, share one graph; the tokens stay naive generate's (answers forced
+    to 8 tokens on both sides, so every batch has answer steps to replay; TEST EMULATION of the
+    graph, vlm3_ros.testing.replay_graph)."""
+    from vlm3_ros.inference import decode_graph
+    from vlm3_ros.testing.replay_graph import ReplayGraph
+
+    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
+    base = {"path": str(tiny_checkpoint), "prefix_cache_mb": 64.0, "min_new_tokens": 8}
+    eng = TransformersBackend(LocalModelConfig(**base, mode="engine", batch_size=1, decode_graph="cuda",
+                                               graph_slots=2))
+    nai = TransformersBackend(LocalModelConfig(**base, mode="naive"))
+    try:
+        coords = [(1000, 1000), (1000, 100), (100, 100), (100, 10), (10, 10), (10, 1), (1, 1)]
+        qs = [Question("padded", (frames()[0],), P.render_depth(*c), max_new_tokens=8) for c in coords]
+        a = eng.answer(qs)
+        assert [x.text for x in a] == [y.text for y in nai.answer(qs)]
+        lengths = [x.prompt_tokens for x in a]
+        assert lengths[0] - lengths[-1] in range(2, decode_graph.LENGTH_STEP)   # unequal, within one step
+        s = eng.stats
+        assert s["graph_failures"] == 0
+        assert s["graph_captures"] == 1 and s["graph_reuses"] == len(qs) - 1
+    finally:
+        eng.close()
+        nai.close()

@@ -41,6 +41,12 @@ LOG = logging.getLogger(__name__)
 
 DECODE_GRAPHS = ("off", "static", "cuda")
 WARMUP = 2   # eager steps (on a side stream) before the capture: lazy library state is set up by then
+# A batch's own tokens may be padded by up to this many to run on a kept graph made for longer
+# questions: a depth question's length varies with its coordinates' digits (up to 6 tokens), and
+# each length was a graph of its own (on an H200, 1-point frames captured 3 graphs in 4 frames:
+# bench/results/engine_4b_cuda.md). The padding sits between prefix and question, masked, as in
+# batches of unequal questions (the same tokens: test_static_answer_steps_answer_as_naive).
+LENGTH_STEP = 8
 
 
 class CudaGraph:
@@ -110,6 +116,15 @@ class GraphPool:
         self._kept.move_to_end(key)
         while len(self._kept) > self.slots:
             self._kept.popitem(last=False)
+
+    def fitting_length(self, rows: int, prefix: int, own: int, answer: int) -> int:
+        """The own length to pad a batch to so that it runs on a kept graph: the shortest kept one
+        for these rows, prefix length and answer tokens that is at least ``own`` and less than
+        :data:`LENGTH_STEP` longer; ``own`` itself where none is (no padding without a graph to
+        gain). Keys as :class:`StaticDecode` makes them: (rows, prefix, written, capacity, ...)."""
+        fits = [k[2] for k in self._kept if k[0] == rows and k[1] == prefix and k[3] - k[2] == answer
+                and own <= k[2] < own + LENGTH_STEP]
+        return min(fits, default=own)
 
     def clear(self) -> None:
         self._kept.clear()

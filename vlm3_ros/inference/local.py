@@ -419,6 +419,13 @@ class TransformersBackend:
             self._graphs.clear()
 
     # ------------------------------------------------------------------ helpers
+    def _keeps_graphs(self) -> bool:
+        """Answer steps replayed as kept graphs on this device (decode_graph.GraphPool)."""
+        from vlm3_ros.inference import decode_graph
+
+        return (self._shared_prefix and self.cfg.greedy_loop and self.cfg.decode_graph == "cuda"
+                and self.cfg.graph_slots > 0 and decode_graph.graph_factory(self.device) is not None)
+
     def _use_shared_prefix_attention(self) -> bool:
         """Route the text layers' attention through vlm3_ros.inference.shared_prefix (layers
         without a shared-prefix cache run SDPA as before, so other users of the model are unchanged)."""
@@ -720,6 +727,8 @@ class TransformersBackend:
                 suffixes = own[start:start + bs]
                 L = max(len(s) for s in suffixes)
                 B = len(batch)
+                if self._keeps_graphs():   # padded to run on a kept graph where one fits (decode_graph.LENGTH_STEP)
+                    L = self._graphs.fitting_length(B, P, L, max(q.max_new_tokens for q in batch))
                 ids = torch.full((B, P + L), self.pad_id, dtype=torch.long, device=self.device)
                 mask = torch.zeros((B, P + L), dtype=torch.long, device=self.device)
                 ids[:, :P] = prefix.ids[0]

@@ -92,3 +92,16 @@ def test_a_kept_graph_of_another_shape_is_refused() -> None:
     wrong = (torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2), torch.zeros(2, 1, 5, 2), torch.zeros(2, 1, 5, 2))
     with pytest.raises(ValueError, match="does not fit"):
         layer.adopt(wrong, torch.zeros(1, dtype=torch.long))
+
+
+def test_a_batch_is_padded_only_onto_a_kept_graph_that_fits() -> None:
+    pool = GraphPool(4)
+    for written in (72, 80):   # keys as StaticDecode makes them: rows, prefix, written, capacity, ...
+        pool.keep((8, 1200, written, written + 25, 36, "bf16", "cuda"), written)
+    assert pool.fitting_length(8, 1200, 70, 25) == 72       # the shortest kept one within a step
+    assert pool.fitting_length(8, 1200, 73, 25) == 80
+    assert pool.fitting_length(8, 1200, 64, 25) == 64       # 72 is a full step longer: no padding
+    assert pool.fitting_length(8, 1200, 81, 25) == 81       # nothing longer kept
+    assert pool.fitting_length(4, 1200, 70, 25) == 70       # other rows,
+    assert pool.fitting_length(8, 1100, 70, 25) == 70       # another prefix length,
+    assert pool.fitting_length(8, 1200, 70, 30) == 70       # other answer lengths: their own graphs
