@@ -250,6 +250,23 @@ def profile_frame(a: argparse.Namespace, run: Any) -> dict | None:
                 st.update(ms=total_us(e) / 1e3, host_ms=float(e.cpu_time_total) / 1e3, calls=int(e.count))
             else:
                 st["gpu_span_ms"] = total_us(e) / 1e3
+        # each stage's own costliest ops: an op belongs to the innermost vlm3:: range above it
+        by_stage: dict[str, dict[str, list[float]]] = {}
+        for e in prof.events():
+            if getattr(e, "device_type", None) == kind or e.name.startswith("vlm3::"):
+                continue
+            own = (float(getattr(e, "self_device_time_total", 0.0)) if cuda else float(e.self_cpu_time_total))
+            parent = e.cpu_parent
+            while parent is not None and not parent.name.startswith("vlm3::"):
+                parent = parent.cpu_parent
+            if own <= 0 or parent is None:
+                continue
+            cell = by_stage.setdefault(parent.name.removeprefix("vlm3::"), {}).setdefault(e.name[:60], [0.0, 0])
+            cell[0] += own / 1e3
+            cell[1] += 1
+        for name, st in stages.items():
+            st["ops"] = [{"op": op, "self_ms": v[0], "calls": v[1]}
+                         for op, v in sorted(by_stage.get(name, {}).items(), key=lambda kv: -kv[1][0])[:6]]
         return {"wall_ms": wall * 1e3, "kernel_ms": busy, "kernels": len(kernels) if cuda else None,
                 "top": [{"op": e.key[:60], "self_ms": self_us(e) / 1e3, "calls": int(e.count)} for e in top],
                 "stages": [{"stage": k, **v} for k, v in stages.items()]}
@@ -345,6 +362,12 @@ def write_results(a: argparse.Namespace, rows: list[dict], argv: list[str] | Non
             md += ["", "By the engine's stages (`vlm3::` profiler ranges, host time):", "",
                    "| stage | host ms | calls |", "|---|---|---|"]
             md += [f"| {st['stage']} | {st['host_ms']:.1f} | {st['calls']} |" for st in pr["stages"]]
+        if any(st.get("ops") for st in pr.get("stages") or []):
+            md += ["", f"Each stage's costliest ops by self {'device' if kern else 'host'} time (an op counted in "
+                       "the innermost stage range it ran in):", "", "| stage | op | self ms | calls |",
+                   "|---|---|---|---|"]
+            md += [f"| {st['stage']} | `{o['op']}` | {o['self_ms']:.1f} | {o['calls']} |"
+                   for st in pr["stages"] for o in st.get("ops", [])]
     (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
     return md
 
