@@ -420,9 +420,9 @@ def test_answer_steps_replayed_as_a_recorded_graph_answer_as_naive(tiny_checkpoi
         assert len({x.text for x in a}) > 1
         s = eng.stats
         assert s["graph_failures"] == 0
-        assert s["graph_captures"] == 2                     # one per batch shape (8 + 4 rows)
-        assert s["graph_reuses"] == 0
-        assert s["graph_replays"] == s["static_steps"] - 2 * decode_graph.WARMUP > 0
+        # the 8-row batch captures; the 4 left over run on its graph with 4 padding rows
+        assert s["graph_captures"] == 1 and s["graph_reuses"] == 1 and s["padding_rows"] == 4
+        assert s["graph_replays"] == s["static_steps"] - decode_graph.WARMUP > 0
     finally:
         eng.close()
 
@@ -491,6 +491,39 @@ def test_shorter_questions_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, m
         s = eng.stats
         assert s["graph_failures"] == 0
         assert s["graph_captures"] == 1 and s["graph_reuses"] == len(qs) - 1
+    finally:
+        eng.close()
+        nai.close()
+
+
+def test_smaller_batches_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, monkeypatch) -> None:
+    """Where graphs are kept, a batch of fewer rows (at least half of a kept graph's) runs on that
+    graph with copies of its last question as padding rows, whose answers are dropped: requests of
+    4, 3 and 2 points replay the 4-row graph; 1 point (under half) captures its own. Every answer is
+    naive generate's (forced to 8 tokens; TEST EMULATION of the graph, vlm3_ros.testing.replay_graph)."""
+    from vlm3_ros.inference import decode_graph
+    from vlm3_ros.testing.replay_graph import ReplayGraph
+
+    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
+    base = {"path": str(tiny_checkpoint), "prefix_cache_mb": 64.0, "min_new_tokens": 8}
+    eng = TransformersBackend(LocalModelConfig(**base, mode="engine", batch_size=8, decode_graph="cuda",
+                                               graph_slots=2))
+    nai = TransformersBackend(LocalModelConfig(**base, mode="naive"))
+    try:
+        rng = np.random.default_rng(11)
+        answers = []
+        for k in (4, 3, 2, 1):   # 4-digit coordinates: one question length
+            qs = [Question("rows", (frames()[1],), P.render_depth(*rng.integers(1000, 2000, 2)), max_new_tokens=8)
+                  for _ in range(k)]
+            a = eng.answer(qs)
+            assert len(a) == k
+            assert [x.text for x in a] == [y.text for y in nai.answer(qs)], k
+            answers += [x.text for x in a]
+        assert len(set(answers)) > 1
+        s = eng.stats
+        assert s["graph_failures"] == 0
+        assert s["graph_captures"] == 2 and s["graph_reuses"] == 2   # 4 rows; 1 row
+        assert s["padding_rows"] == 1 + 2 and s["questions"] == 10
     finally:
         eng.close()
         nai.close()

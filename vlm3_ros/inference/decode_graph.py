@@ -47,6 +47,12 @@ WARMUP = 2   # eager steps (on a side stream) before the capture: lazy library s
 # bench/results/engine_4b_cuda.md). The padding sits between prefix and question, masked, as in
 # batches of unequal questions (the same tokens: test_static_answer_steps_answer_as_naive).
 LENGTH_STEP = 8
+# A small batch may be padded with copies of its last question (answers dropped) to run on a kept
+# graph of more rows: at most twice its rows and at most this many more. A small batch's answer
+# step is launch-bound (10-15 ms at 1-64 rows as a graph on an H200), so its extra rows cost little
+# there, while a capture costs about three eager steps (37-59 ms each; engine_4b_cuda_run3.md); the
+# extra rows' prefill grows with them, hence the bounds.
+ROW_PAD = 16
 
 
 class CudaGraph:
@@ -117,14 +123,15 @@ class GraphPool:
         while len(self._kept) > self.slots:
             self._kept.popitem(last=False)
 
-    def fitting_length(self, rows: int, prefix: int, own: int, answer: int) -> int:
-        """The own length to pad a batch to so that it runs on a kept graph: the shortest kept one
-        for these rows, prefix length and answer tokens that is at least ``own`` and less than
-        :data:`LENGTH_STEP` longer; ``own`` itself where none is (no padding without a graph to
-        gain). Keys as :class:`StaticDecode` makes them: (rows, prefix, written, capacity, ...)."""
-        fits = [k[2] for k in self._kept if k[0] == rows and k[1] == prefix and k[3] - k[2] == answer
-                and own <= k[2] < own + LENGTH_STEP]
-        return min(fits, default=own)
+    def fitting_shape(self, rows: int, prefix: int, own: int, answer: int) -> tuple[int, int]:
+        """The (rows, own length) to pad a batch to so that it runs on a kept graph for this prefix
+        length and these answer tokens: own tokens at most :data:`LENGTH_STEP` - 1 more, rows at
+        most twice as many and at most :data:`ROW_PAD` more; the smallest such graph (rows x
+        length); ``(rows, own)`` itself where none is (no padding without a graph to gain). Keys
+        as :class:`StaticDecode` makes them: (rows, prefix, written, capacity, ...)."""
+        fits = [(k[0], k[2]) for k in self._kept if k[1] == prefix and k[3] - k[2] == answer
+                and own <= k[2] < own + LENGTH_STEP and rows <= k[0] <= min(2 * rows, rows + ROW_PAD)]
+        return min(fits, key=lambda f: (f[0] * f[1], f)) if fits else (rows, own)
 
     def clear(self) -> None:
         self._kept.clear()

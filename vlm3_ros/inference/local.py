@@ -356,7 +356,7 @@ class TransformersBackend:
                       "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0,
                       "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0,
                       "static_steps": 0, "graph_captures": 0, "graph_replays": 0, "graph_failures": 0,
-                      "graph_reuses": 0,
+                      "graph_reuses": 0, "padding_rows": 0,
                       "shared_question_tokens": 0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
@@ -726,9 +726,12 @@ class TransformersBackend:
                 batch = qs[start:start + bs]
                 suffixes = own[start:start + bs]
                 L = max(len(s) for s in suffixes)
+                n = len(batch)   # the batch's own questions; padding rows after them are dropped
+                if self._keeps_graphs():   # padded to run on a kept graph where one fits (decode_graph.ROW_PAD)
+                    rows, L = self._graphs.fitting_shape(n, P, L, max(q.max_new_tokens for q in batch))
+                    batch = batch + [batch[-1]] * (rows - n)
+                    suffixes = suffixes + [suffixes[-1]] * (rows - n)
                 B = len(batch)
-                if self._keeps_graphs():   # padded to run on a kept graph where one fits (decode_graph.LENGTH_STEP)
-                    L = self._graphs.fitting_length(B, P, L, max(q.max_new_tokens for q in batch))
                 ids = torch.full((B, P + L), self.pad_id, dtype=torch.long, device=self.device)
                 mask = torch.zeros((B, P + L), dtype=torch.long, device=self.device)
                 ids[:, :P] = prefix.ids[0]
@@ -761,8 +764,9 @@ class TransformersBackend:
                                                   **self._gen_kwargs(max_new, P + L, batch))
                 self.stats["generate_calls"] += 1
                 self.stats["decode_steps"] += out.shape[1] - (P + L)   # positions the batch stepped through
-                for i, q in enumerate(batch):
-                    text, n = self._decode(out[i, P + L:], q.max_new_tokens)
-                    answers.append(Answer(text=text, prompt_tokens=P + len(suffixes[i]), generated_tokens=n))
-                self.stats["questions"] += B
+                for i, q in enumerate(batch[:n]):
+                    text, made = self._decode(out[i, P + L:], q.max_new_tokens)
+                    answers.append(Answer(text=text, prompt_tokens=P + len(suffixes[i]), generated_tokens=made))
+                self.stats["questions"] += n
+                self.stats["padding_rows"] += B - n
         return answers

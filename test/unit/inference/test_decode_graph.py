@@ -95,13 +95,16 @@ def test_a_kept_graph_of_another_shape_is_refused() -> None:
 
 
 def test_a_batch_is_padded_only_onto_a_kept_graph_that_fits() -> None:
-    pool = GraphPool(4)
-    for written in (72, 80):   # keys as StaticDecode makes them: rows, prefix, written, capacity, ...
-        pool.keep((8, 1200, written, written + 25, 36, "bf16", "cuda"), written)
-    assert pool.fitting_length(8, 1200, 70, 25) == 72       # the shortest kept one within a step
-    assert pool.fitting_length(8, 1200, 73, 25) == 80
-    assert pool.fitting_length(8, 1200, 64, 25) == 64       # 72 is a full step longer: no padding
-    assert pool.fitting_length(8, 1200, 81, 25) == 81       # nothing longer kept
-    assert pool.fitting_length(4, 1200, 70, 25) == 70       # other rows,
-    assert pool.fitting_length(8, 1100, 70, 25) == 70       # another prefix length,
-    assert pool.fitting_length(8, 1200, 70, 30) == 70       # other answer lengths: their own graphs
+    pool = GraphPool(8)
+    for rows, written in ((8, 72), (8, 80), (16, 72), (40, 72)):   # keys as StaticDecode makes them
+        pool.keep((rows, 1200, written, written + 25, 36, "bf16", "cuda"), (rows, written))
+    assert pool.fitting_shape(8, 1200, 70, 25) == (8, 72)       # the smallest kept one that fits
+    assert pool.fitting_shape(8, 1200, 73, 25) == (8, 80)
+    assert pool.fitting_shape(8, 1200, 64, 25) == (8, 64)       # 72 is a full step longer: no padding
+    assert pool.fitting_shape(8, 1200, 81, 25) == (8, 81)       # nothing longer kept
+    assert pool.fitting_shape(5, 1200, 70, 25) == (8, 72)       # rows padded: 8 <= 2 x 5
+    assert pool.fitting_shape(3, 1200, 70, 25) == (3, 70)       # 8 > 2 x 3: its own graph
+    assert pool.fitting_shape(20, 1200, 72, 25) == (20, 72)     # 40 rows is more than 16 more
+    assert pool.fitting_shape(24, 1200, 72, 25) == (40, 72)     # 16 more, and within twice
+    assert pool.fitting_shape(8, 1100, 70, 25) == (8, 70)       # another prefix length,
+    assert pool.fitting_shape(8, 1200, 70, 30) == (8, 70)       # other answer lengths: their own graphs
