@@ -466,6 +466,21 @@ def test_kept_graphs_replay_later_batches_and_frames_as_naive(tiny_checkpoint: P
         eng.close()
 
 
+def forced_replay_backends(tiny_checkpoint: Path, monkeypatch,
+                           batch_size: int) -> tuple[TransformersBackend, TransformersBackend]:
+    """An engine whose answer steps are replayed as kept graphs (TEST EMULATION of the CUDA graph,
+    vlm3_ros.testing.replay_graph) and a naive backend, both with answers forced to 8 tokens, so
+    every batch has answer steps to replay."""
+    from vlm3_ros.inference import decode_graph
+    from vlm3_ros.testing.replay_graph import ReplayGraph
+
+    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
+    base = {"path": str(tiny_checkpoint), "prefix_cache_mb": 64.0, "min_new_tokens": 8}
+    return (TransformersBackend(LocalModelConfig(**base, mode="engine", batch_size=batch_size, decode_graph="cuda",
+                                                 graph_slots=2)),
+            TransformersBackend(LocalModelConfig(**base, mode="naive")))
+
+
 def test_shorter_questions_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, monkeypatch) -> None:
     """Where graphs are kept, a batch whose questions are shorter than a kept graph's (by less than
     decode_graph.LENGTH_STEP tokens) is padded to its length (masked, between prefix and question)
@@ -474,13 +489,8 @@ def test_shorter_questions_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, m
     to 8 tokens on both sides, so every batch has answer steps to replay; TEST EMULATION of the
     graph, vlm3_ros.testing.replay_graph)."""
     from vlm3_ros.inference import decode_graph
-    from vlm3_ros.testing.replay_graph import ReplayGraph
 
-    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
-    base = {"path": str(tiny_checkpoint), "prefix_cache_mb": 64.0, "min_new_tokens": 8}
-    eng = TransformersBackend(LocalModelConfig(**base, mode="engine", batch_size=1, decode_graph="cuda",
-                                               graph_slots=2))
-    nai = TransformersBackend(LocalModelConfig(**base, mode="naive"))
+    eng, nai = forced_replay_backends(tiny_checkpoint, monkeypatch, batch_size=1)
     try:
         coords = [(1000, 1000), (1000, 100), (100, 100), (100, 10), (10, 10), (10, 1), (1, 1)]
         qs = [Question("padded", (frames()[0],), P.render_depth(*c), max_new_tokens=8) for c in coords]
@@ -501,14 +511,7 @@ def test_smaller_batches_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, mon
     graph with copies of its last question as padding rows, whose answers are dropped: requests of
     4, 3 and 2 points replay the 4-row graph; 1 point (under half) captures its own. Every answer is
     naive generate's (forced to 8 tokens; TEST EMULATION of the graph, vlm3_ros.testing.replay_graph)."""
-    from vlm3_ros.inference import decode_graph
-    from vlm3_ros.testing.replay_graph import ReplayGraph
-
-    monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
-    base = {"path": str(tiny_checkpoint), "prefix_cache_mb": 64.0, "min_new_tokens": 8}
-    eng = TransformersBackend(LocalModelConfig(**base, mode="engine", batch_size=8, decode_graph="cuda",
-                                               graph_slots=2))
-    nai = TransformersBackend(LocalModelConfig(**base, mode="naive"))
+    eng, nai = forced_replay_backends(tiny_checkpoint, monkeypatch, batch_size=8)
     try:
         rng = np.random.default_rng(11)
         answers = []
