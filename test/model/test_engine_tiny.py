@@ -462,6 +462,14 @@ def test_kept_graphs_replay_later_batches_and_frames_as_naive(tiny_checkpoint: P
         assert s["graph_reuses"] == 5
         assert s["prefix_hits"] == (1 if cache_mb else 0)
         assert s["graph_replays"] == s["static_steps"] - decode_graph.WARMUP
+        # the diagnostics' size of the kept graph: its prefix and rows' keys and values and its
+        # output logits (float32), plus the small inputs and mask
+        (rows, prefix, _, capacity, *_), = eng._graphs._kept
+        cfg = eng.model.config.text_config
+        head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        held = (rows * capacity + prefix) * cfg.num_key_value_heads * head * 2 * cfg.num_hidden_layers * 4 \
+            + rows * cfg.vocab_size * 4
+        assert held <= s["graph_pool_kib"] * 1024 < 1.05 * held
     finally:
         eng.close()
 

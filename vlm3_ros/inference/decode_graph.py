@@ -93,6 +93,11 @@ class _Kept:
     index: Any
     layers: list[tuple[Any, Any, Any, Any]]   # per layer: prefix keys, values, own key, value buffers
 
+    def nbytes(self) -> int:
+        """The bytes of the tensors it holds (not the graph's own memory pool, which CUDA sizes)."""
+        tensors = [self.out, self.ids, self.positions, self.mask, self.index, *(t for ls in self.layers for t in ls)]
+        return sum(int(t.numel() * t.element_size()) for t in tensors if hasattr(t, "element_size"))
+
 
 class GraphPool:
     """Captured answer steps kept for later batches of the same shapes (a backend's; LRU).
@@ -138,6 +143,10 @@ class GraphPool:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+    def nbytes(self) -> int:
+        """The bytes the kept graphs' tensors hold (the ``graph_pool_kib`` diagnostic)."""
+        return sum(k.nbytes() for k in self._kept.values() if isinstance(k, _Kept))
 
 
 class StaticDecode:
@@ -240,6 +249,7 @@ class StaticDecode:
         if self.pool is not None:
             self.pool.keep(self.key, _Kept(graph, out, self.ids, self.positions, self.mask, self.index,
                                            [layer.static_tensors() for layer in self.cache.layers]))
+            self.stats["graph_pool_kib"] = self.pool.nbytes() / 1024
         self.stats["graph_captures"] += 1
         self.stats["graph_replays"] += 1
         return out

@@ -356,7 +356,7 @@ class TransformersBackend:
                       "prefix_misses": 0, "prefix_evictions": 0, "prefix_cache_kib": 0.0,
                       "question_prefill_s": 0.0, "answer_steps_s": 0.0, "answer_steps": 0,
                       "static_steps": 0, "graph_captures": 0, "graph_replays": 0, "graph_failures": 0,
-                      "graph_reuses": 0, "padding_rows": 0,
+                      "graph_reuses": 0, "padding_rows": 0, "graph_pool_kib": 0.0,
                       "shared_question_tokens": 0}
         # frame prefix cache: images key -> (prefix, prefix text, the images it was made from)
         # (the bytes it holds: the prefix KV and the images it keeps for the same-pixels check)
@@ -417,6 +417,7 @@ class TransformersBackend:
             self._prefixes.clear()
             self._prefix_bytes = 0
             self._graphs.clear()
+            self.stats["graph_pool_kib"] = 0.0
 
     # ------------------------------------------------------------------ helpers
     def _keeps_graphs(self) -> bool:
