@@ -136,6 +136,17 @@ echo "[test] pytest (${distro})"
 set +e
 python -m pytest "${paths[@]}" "$@"
 rc=$?
+if [ "$rc" -gt 128 ] && [ "$distro" != core ]; then
+  # The pytest process itself died by a signal (134: SIGABRT), not a test: rclpy on Jazzy aborts
+  # now and then inside its C++ layer (Client.call_async, Node creation; upstream ros2/rclpy#1453
+  # reports the same shape). It never recurred when rerun (docs/status.md, "Jazzy aborts"), so the
+  # suite runs once more, whole; a second crash, or any failing test, still fails.
+  echo "[test] pytest (${distro}) died by signal $((rc - 128)) (exit $rc), not a test failure: the" \
+       "faulthandler traceback is above (known rclpy abort, docs/status.md); running the suite once more" >&2
+  python -m pytest "${paths[@]}" "$@"
+  rc=$?
+  [ "$rc" = 0 ] && echo "[test] pytest (${distro}) passed on the second run, after the crash above" >&2
+fi
 set -e
 if [ "$rc" = 5 ]; then
   echo "[test] pytest collected no tests: treating as a failure" >&2
