@@ -82,7 +82,8 @@ def test_short_baselines_are_not_integrated_and_the_path_length_holds() -> None:
     near = next(k for k in range(1, frames + 1)
                 if np.linalg.norm(camera_pose(k / RATE_HZ)[:3, 3] - camera_pose(0.0)[:3, 3]) >= 0.095) - 1
     assert near >= 10 and stats["vo_short_baseline"] >= near
-    assert 1 + (frames - near) >= messages >= 5
+    # the near frames publish nothing; the origin and at least one integrated frame are published
+    assert 1 + (frames - near) >= messages > 1
     # every frame is either integrated (and published once) or a short baseline (published not at all)
     assert stats["vo_updates"] + stats["vo_short_baseline"] == frames and stats["vo_failures"] == 0
     assert messages == 1 + stats["vo_updates"] and stats["vo_short_baseline"] >= 12, stats
