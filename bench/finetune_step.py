@@ -52,7 +52,7 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
     from vlm3_ros.training.batches import BatchBuilder, frame_groups, full_sequences
     from vlm3_ros.training.finetune import FinetuneConfig, load_for_training
     from vlm3_ros.training.objective import FrozenVisionFeatures, answer_loss, plain_loss
-    from vlm3_ros.training.samples import read_jsonl
+    from vlm3_ros.training.sft_samples import read_jsonl
 
     cfg = FinetuneConfig(data=str(data), base=str(a.checkpoint), out=str(data / "unused"), method=a.method,
                          device=a.device)

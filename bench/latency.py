@@ -9,7 +9,7 @@ by side in one run, for 1, 8, 64 and 256 depth points on the bundled TUM frames.
 
 The request runs the node's own code without DDS: the camera callback's decode
 (ros.conversions.image_to_rgb), the serving core (queue, unify, image, prefill, decode, parse;
-vlm3_ros.contract.timing) and the service's response conversion (ros.services.get_depth), plus
+vlm3_ros.runtime.timing) and the service's response conversion (ros.services.get_depth), plus
 the sparse cloud's packing (geometry.backproject.pack_points + ros.conversions.pointcloud2) for
 the answered points. "outside the model" is everything except prefill and decode. Median over
 --frames frames after one warm-up frame. Writes bench/results/latency_<arch>_<device>.{json,md}.

@@ -13,7 +13,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
-from vlm3_ros.params.launch import EXECUTABLE, LAUNCH_ARGS, NODE_NAME, parameter_overrides
+from vlm3_ros.params.launch_args import EXECUTABLE, LAUNCH_ARGS, NODE_NAME, parameter_overrides
 
 
 def _node(context, *args, **kwargs):

@@ -184,7 +184,7 @@ def test_user_text_never_becomes_control_tokens(backends) -> None:
 def test_engine_work_stops_at_a_batch_boundary_when_its_job_is_cancelled(backends) -> None:
     """The job's token reaches into the engine: a 64-question job (four batches of 16) cancelled
     while its first batch runs stops at the next boundary; a cancelled job runs no batch."""
-    from vlm3_ros.contract.cancel import Cancelled, CancelToken, running
+    from vlm3_ros.runtime.cancel import Cancelled, CancelToken, running
 
     class CancelledAfterFirstBatch(CancelToken):
         checks = 0

@@ -14,12 +14,12 @@ from vlm3_ros.eval.dataset import EvalOptions
 from vlm3_ros.params.config import build_config
 from vlm3_ros.params.mapping import pipeline_settings
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tools import finetune as finetune_cli
+from vlm3_ros.tools import finetune_command as finetune_cli
 from vlm3_ros.training.batches import IGNORE, BatchBuilder, frame_groups, full_sequences
 from vlm3_ros.training.export import ExportOptions, export_bags
 from vlm3_ros.training.finetune import MARKER, FinetuneConfig, finetune, unwrap_one
 from vlm3_ros.training.objective import FrozenVisionFeatures, answer_loss, enable_shared_prefix, plain_loss
-from vlm3_ros.training.samples import read_jsonl
+from vlm3_ros.training.sft_samples import read_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
 
-from vlm3_ros.contract import timing
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Question
 from vlm3_ros.geometry.camera import CameraModel
@@ -22,8 +21,9 @@ from vlm3_ros.geometry.unify import plan, render
 from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, smart_resize
 from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend, load_processor
 from vlm3_ros.readers.tum import TumSequence
+from vlm3_ros.runtime import timing
 from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 pytestmark = pytest.mark.model
 P = PromptSet()

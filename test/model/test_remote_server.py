@@ -12,8 +12,8 @@ import pytest
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Question
 from vlm3_ros.inference.remote import RemoteBackend, RemoteConfig
-from vlm3_ros.testing.samples import free_port
-from vlm3_ros.testing.samples import random_images as images
+from vlm3_ros.testing.small_inputs import free_port
+from vlm3_ros.testing.small_inputs import random_images as images
 from vlm3_ros.tools.processes import NodeProcess
 
 P = PromptSet()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tools.eval import main
+from vlm3_ros.tools.eval_command import main
 
 
 @pytest.mark.ros

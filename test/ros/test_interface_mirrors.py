@@ -12,7 +12,7 @@ from vlm3_ros.serving.core import DEPTH_TYPE_CODES, FrameMode, HealthLevel
 from vlm3_ros.serving.status import StatusCode
 from vlm3_ros.srv import GetDepth
 from vlm3_ros.tasks.common import PointCode
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 
 def _constants(cls: type) -> dict[str, int]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vlm3_ros.readers.bag import BagReader
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.testing.recordings import STYLES
 from vlm3_ros.testing.ros_world import spin_until
 from vlm3_ros.tools.processes import NodeProcess

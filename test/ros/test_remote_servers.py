@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vlm3_ros.testing.ros_world import play_bag
-from vlm3_ros.testing.samples import free_port
+from vlm3_ros.testing.small_inputs import free_port
 from vlm3_ros.tools.processes import NodeProcess
 
 pytestmark = [pytest.mark.ros, pytest.mark.model, pytest.mark.slow]

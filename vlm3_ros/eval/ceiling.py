@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vlm3_ros.eval.dataset import Dataset
-from vlm3_ros.eval.runner import InProcessRunner
+from vlm3_ros.eval.runners import InProcessRunner
 from vlm3_ros.eval.scoring import CorrScore, DepthScore
 from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.inference.ground_truth.backend import GroundTruthBackend

@@ -17,17 +17,17 @@ import numpy as np
 from vlm3_ros.contract import answers as A
 from vlm3_ros.eval import metrics as M
 from vlm3_ros.eval.dataset import CorrQuery, Dataset, DepthQuery, ObjectQuery, PoseQuery
-from vlm3_ros.eval.runner import Runner
+from vlm3_ros.eval.runners import Runner
 from vlm3_ros.geometry import pose as P
 from vlm3_ros.geometry.coords import corr_to_norm
 from vlm3_ros.geometry.odometry import KeyframeOdometry, KeyframePolicy
 from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.geometry.unify import UnifyConfig, plan
 from vlm3_ros.tasks.common import Outcome, PointCode
-from vlm3_ros.tasks.corr import CorrResult
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.object import ObjectResult
-from vlm3_ros.tasks.pose import PoseResult
+from vlm3_ros.tasks.corr_task import CorrResult
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.object_task import ObjectResult
+from vlm3_ros.tasks.pose_task import PoseResult
 
 # A failed pose counts as the worst possible answer (the protocol of the pose AUC).
 FAILED_ROT_DEG, FAILED_TRANS_DEG = 180.0, 90.0

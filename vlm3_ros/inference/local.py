@@ -11,7 +11,7 @@ the engine is tested and benchmarked against.
 ``image_processing="device"`` (default): the checkpoint processor's image arithmetic on the model's
 device from the uint8 image (:mod:`vlm3_ros.inference.image_processing`); ``"pil"``: the
 checkpoint's own processor, the reference. Stages (image, prefill, decode) are booked to the
-running request's clock (:mod:`vlm3_ros.contract.timing`).
+running request's clock (:mod:`vlm3_ros.runtime.timing`).
 
 The mRoPE trap: Qwen3-VL caches the rotary offset of the last prefilled image on the module
 (``model.model.rope_deltas``) and reuses it whenever the KV cache is non-empty. The engine stores
@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 
 from vlm3_ros.contract import answers as contract_answers
-from vlm3_ros.contract import cancel
 from vlm3_ros.contract.prompts import PromptError, check_user_text
 from vlm3_ros.contract.question import Answer, BackendError, Question
-from vlm3_ros.contract.timing import stage
 from vlm3_ros.inference import lm_head, memory
 from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, expand_image_tokens
+from vlm3_ros.runtime import cancel
+from vlm3_ros.runtime.timing import stage
 
 LOG = logging.getLogger(__name__)
 

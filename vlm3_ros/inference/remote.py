@@ -22,9 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vlm3_ros.contract import cancel
 from vlm3_ros.contract.question import Answer, BackendError, Question
-from vlm3_ros.contract.timing import stage
+from vlm3_ros.runtime import cancel
+from vlm3_ros.runtime.timing import stage
 
 LOG = logging.getLogger(__name__)
 

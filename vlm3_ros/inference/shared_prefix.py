@@ -28,7 +28,7 @@ from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from vlm3_ros.contract.cancel import scoped
+from vlm3_ros.runtime.cancel import scoped
 
 NAME = "vlm3_shared_prefix"
 

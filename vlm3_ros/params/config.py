@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlm3_ros.params.table import PARAMS, SPECS
-from vlm3_ros.tasks.registry import TASK_NAMES, TASKS
+from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 
 class ConfigError(ValueError):

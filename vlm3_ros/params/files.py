@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from vlm3_ros.params.config import ConfigError, typed_value
-from vlm3_ros.params.launch import LAUNCH_ARGS
+from vlm3_ros.params.launch_args import LAUNCH_ARGS
 from vlm3_ros.params.table import NODE_NAME, SPECS
 
 

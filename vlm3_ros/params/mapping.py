@@ -11,14 +11,14 @@ from dataclasses import replace
 from vlm3_ros.contract.prompts import PromptError, PromptSet
 from vlm3_ros.contract.question import Backend
 from vlm3_ros.geometry.odometry import KeyframePolicy
+from vlm3_ros.inference.backend_registry import open_backends as open_registered
 from vlm3_ros.inference.ground_truth.backend import GroundTruthConfig
 from vlm3_ros.inference.local import LocalModelConfig
-from vlm3_ros.inference.registry import open_backends as open_registered
 from vlm3_ros.inference.remote import RemoteConfig
 from vlm3_ros.params.config import ConfigError, NodeConfig
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings, SparseDepthSettings
 from vlm3_ros.tasks.pipeline import PipelineSettings
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 
 def load_prompts(path: str) -> PromptSet:

@@ -13,8 +13,8 @@ from typing import Any
 
 from vlm3_ros.geometry.backproject import DEPTH_TYPES
 from vlm3_ros.geometry.unify import INTERPOLATIONS
-from vlm3_ros.inference.registry import BACKENDS
-from vlm3_ros.tasks.registry import TASK_NAMES, TASKS
+from vlm3_ros.inference.backend_registry import BACKENDS
+from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 NODE_NAME = "vlm3_perception"
 

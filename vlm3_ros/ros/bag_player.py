@@ -38,7 +38,7 @@ from vlm3_ros.readers.bag import (
     loop_period_ns,
     shifted,
 )
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.ros import conversions as cv
 
 

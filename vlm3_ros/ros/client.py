@@ -18,7 +18,7 @@ from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.services import SERVICES
 from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 # Both sides of the services keep a deep, reliable history: a burst of requests (or of replies to
 # many concurrent clients) is queued, not dropped (docs/reliability.md).

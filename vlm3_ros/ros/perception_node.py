@@ -51,8 +51,8 @@ from vlm3_ros.ros.services import SERVICES
 from vlm3_ros.serving import debug_view
 from vlm3_ros.serving.core import PerceptionCore, Reply
 from vlm3_ros.serving.log import Log
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.task_registry import TASKS
 
 
 class PerceptionNode(LifecycleNode):

@@ -18,11 +18,11 @@ from vlm3_ros.ros import conversions as cv
 from vlm3_ros.serving.core import FrameRef, PerceptionCore, Reply
 from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
 from vlm3_ros.tasks.common import Timings
-from vlm3_ros.tasks.corr import CorrResult
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.object import ObjectResult
-from vlm3_ros.tasks.pose import PoseResult
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.corr_task import CorrResult
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.object_task import ObjectResult
+from vlm3_ros.tasks.pose_task import PoseResult
+from vlm3_ros.tasks.task_registry import TASKS
 
 
 def frame_ref(sel: FrameSelector, max_pixels: int) -> FrameRef:

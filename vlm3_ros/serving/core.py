@@ -21,14 +21,14 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from vlm3_ros.contract.cancel import Cancelled
 from vlm3_ros.contract.question import Backend, BackendError
 from vlm3_ros.geometry.camera import CameraInfoData, CameraModelError
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.pose import matrix_to_quat_xyzw, pose_from_tq
 from vlm3_ros.geometry.tf_tree import TfError, TfTree, edge_matrix
-from vlm3_ros.inference.registry import close_backends
+from vlm3_ros.inference.backend_registry import close_backends
 from vlm3_ros.readers.image_codec import ImageDecodeError
+from vlm3_ros.runtime.cancel import Cancelled
 from vlm3_ros.serving.camera_sync import CameraSync
 from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.merging import Mergeable, points_many, same_many
@@ -38,11 +38,11 @@ from vlm3_ros.serving.stats import MIN_ANSWERS, PARSE_WARN_SHARE, RequestStats
 from vlm3_ros.serving.status import OUTCOME_STATUS, FrameNotFound, NotReady, StatusCode, TaskDisabled, status_of
 from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded, InferenceWorker
 from vlm3_ros.tasks.common import RequestError
-from vlm3_ros.tasks.corr import CorrResult
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.object import ObjectResult
+from vlm3_ros.tasks.corr_task import CorrResult
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.object_task import ObjectResult
 from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
-from vlm3_ros.tasks.pose import PoseResult
+from vlm3_ros.tasks.pose_task import PoseResult
 
 R = TypeVar("R")
 

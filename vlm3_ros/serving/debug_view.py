@@ -13,10 +13,10 @@ import numpy as np
 
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.tasks.common import PointCode
-from vlm3_ros.tasks.corr import CorrResult
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.object import ObjectResult
-from vlm3_ros.tasks.pose import PoseResult
+from vlm3_ros.tasks.corr_task import CorrResult
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.object_task import ObjectResult
+from vlm3_ros.tasks.pose_task import PoseResult
 
 OK_RGB = (0, 255, 0)
 FAIL_RGB = (255, 40, 40)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vlm3_ros.contract.cancel import Cancelled, CancelToken
+from vlm3_ros.runtime.cancel import Cancelled, CancelToken
 
 
 @dataclass(frozen=True)

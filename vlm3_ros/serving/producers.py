@@ -16,9 +16,9 @@ from vlm3_ros.geometry.odometry import KeyframeOdometry
 from vlm3_ros.serving.camera_sync import CameraSync
 from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.settings import OdometrySettings, SparseDepthSettings
-from vlm3_ros.tasks.depth import DepthResult
+from vlm3_ros.tasks.depth_task import DepthResult
 from vlm3_ros.tasks.pipeline import Pipeline
-from vlm3_ros.tasks.pose import PoseResult
+from vlm3_ros.tasks.pose_task import PoseResult
 
 
 class ProducerHost(Protocol):

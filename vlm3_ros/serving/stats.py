@@ -1,5 +1,5 @@
 """What the services answered lately: replies per status, latency percentiles per service and per
-stage (vlm3_ros.contract.timing), and the share of model answers that did not parse (over a
+stage (vlm3_ros.runtime.timing), and the share of model answers that did not parse (over a
 sliding window), for diagnostics."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vlm3_ros.contract.timing import STAGES
+from vlm3_ros.runtime.timing import STAGES
 from vlm3_ros.serving.status import StatusCode
 from vlm3_ros.tasks.common import PointCode
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from vlm3_ros.contract.cancel import Cancelled
 from vlm3_ros.contract.prompts import PromptError
 from vlm3_ros.contract.question import BackendError
 from vlm3_ros.geometry.camera import CameraModelError
 from vlm3_ros.geometry.frame import FrameError
 from vlm3_ros.geometry.unify import UnifyError
 from vlm3_ros.readers.image_codec import ImageDecodeError
+from vlm3_ros.runtime.cancel import Cancelled
 from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded
 from vlm3_ros.tasks.common import Outcome, RequestError
 

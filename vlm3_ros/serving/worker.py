@@ -21,8 +21,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlm3_ros.contract.cancel import CancelToken, running
 from vlm3_ros.contract.question import BackendError
+from vlm3_ros.runtime.cancel import CancelToken, running
 from vlm3_ros.serving.merging import Mergeable, MergedToken
 
 LOG = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from typing import Protocol
 
 import numpy as np
 
-from vlm3_ros.contract import cancel, timing
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import Answer, Backend, Question
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.unify import UnifiedView
+from vlm3_ros.runtime import cancel, timing
 
 
 class PointCode(IntEnum):
@@ -44,7 +44,7 @@ class RequestError(ValueError):
 
 @dataclass
 class Timings:
-    """One request's clock (vlm3_ros.contract.timing names the stages). preprocess_s: from the
+    """One request's clock (vlm3_ros.runtime.timing names the stages). preprocess_s: from the
     task's start to the model call (unify + questions); inference_s: the backend call, of which
     image_s, prefill_s and decode_s are the local engine's stages (a remote server's are its own);
     parse_s: answers -> result; queue_s and convert_s are filled by the serving layer and the node."""

@@ -16,8 +16,8 @@ from vlm3_ros.contract.question import Backend, BackendError
 from vlm3_ros.geometry.backproject import DepthType
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.unify import UnifiedView, UnifyConfig, plan, render
-from vlm3_ros.tasks import corr, depth, object, pose
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks import corr_task, depth_task, object_task, pose_task
+from vlm3_ros.tasks.task_registry import TASKS
 
 R = TypeVar("R")
 
@@ -79,17 +79,17 @@ class Pipeline:
         size_of = getattr(self.backends.get(task), "model_image_size", None)
         return size_of(view.width, view.height) if size_of is not None else None
 
-    def depth(self, frame: Frame, pixels: np.ndarray, depth_type: DepthType = "z_depth") -> depth.DepthResult:
-        return _parsed(depth.run(self, frame, pixels, depth_type))
+    def depth(self, frame: Frame, pixels: np.ndarray, depth_type: DepthType = "z_depth") -> depth_task.DepthResult:
+        return _parsed(depth_task.run(self, frame, pixels, depth_type))
 
-    def pose(self, frame_a: Frame, frame_b: Frame, with_distance: bool = True) -> pose.PoseResult:
-        return _parsed(pose.run(self, frame_a, frame_b, with_distance))
+    def pose(self, frame_a: Frame, frame_b: Frame, with_distance: bool = True) -> pose_task.PoseResult:
+        return _parsed(pose_task.run(self, frame_a, frame_b, with_distance))
 
-    def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> corr.CorrResult:
-        return _parsed(corr.run(self, frame_a, frame_b, pixels_a))
+    def corr(self, frame_a: Frame, frame_b: Frame, pixels_a: np.ndarray) -> corr_task.CorrResult:
+        return _parsed(corr_task.run(self, frame_a, frame_b, pixels_a))
 
-    def object(self, frame: Frame, boxes: np.ndarray, question: str) -> object.ObjectResult:
-        return _parsed(object.run(self, frame, boxes, question))
+    def object(self, frame: Frame, boxes: np.ndarray, question: str) -> object_task.ObjectResult:
+        return _parsed(object_task.run(self, frame, boxes, question))
 
 
 def _parsed(result: R) -> R:

@@ -21,7 +21,7 @@ from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.geometry.unify import UnifyConfig, plan
 from vlm3_ros.inference.ground_truth import answerer as gt_answerer
 from vlm3_ros.readers.tum import TumSequence
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 
 @dataclass(frozen=True)

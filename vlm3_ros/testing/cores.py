@@ -16,7 +16,7 @@ from vlm3_ros.readers.tum import BAG_PATHS
 from vlm3_ros.serving.core import PerceptionCore
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings, SparseDepthSettings
 from vlm3_ros.tasks.pipeline import PipelineSettings
-from vlm3_ros.tasks.registry import TASK_NAMES
+from vlm3_ros.tasks.task_registry import TASK_NAMES
 
 CameraStream = list[tuple[int, str, np.ndarray, CameraInfoData]]
 

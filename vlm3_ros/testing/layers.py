@@ -2,7 +2,8 @@
 
 Layers, bottom to top; a module may import its own layer and the ones below, never above:
 
-    geometry -> contract -> readers -> tasks -> inference -> serving -> params -> eval -> training -> ros -> tools
+    geometry -> contract -> runtime -> readers -> tasks -> inference -> serving -> params -> eval
+    -> training -> ros -> tools
 
 ``testing`` (test helpers) may import anything and nothing shipped may import it. Only ``ros`` and
 ``tools`` may import rclpy or ROS message packages. ``python -m vlm3_ros.testing.layers`` prints
@@ -19,8 +20,8 @@ from pathlib import Path
 import vlm3_ros
 
 PKG = Path(vlm3_ros.__file__).resolve().parent
-LAYERS = ("geometry", "contract", "readers", "tasks", "inference", "serving", "params", "eval", "training", "ros",
-          "tools")
+LAYERS = ("geometry", "contract", "runtime", "readers", "tasks", "inference", "serving", "params", "eval", "training",
+          "ros", "tools")
 TEST_ONLY = "testing"
 ROS_LAYERS = {"ros", "tools"}
 ROS_MODULES = {"rclpy", "sensor_msgs", "geometry_msgs", "std_msgs", "nav_msgs", "tf2_msgs", "builtin_interfaces",

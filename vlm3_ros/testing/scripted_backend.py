@@ -6,8 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from vlm3_ros.contract import cancel
 from vlm3_ros.contract.question import Answer, Question
+from vlm3_ros.runtime import cancel
 
 
 class ScriptedBackend:

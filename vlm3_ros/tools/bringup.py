@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vlm3_ros.params.launch import LAUNCH_ARGS, NODE_NAME, parameter_overrides
+from vlm3_ros.params.launch_args import LAUNCH_ARGS, NODE_NAME, parameter_overrides
 
 DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
 

@@ -14,10 +14,10 @@ COMMANDS = {
     "play": ("vlm3_ros.ros.bag_player", "replay a bag's camera topics and /tf (like ros2 bag play)"),
     "call": ("vlm3_ros.ros.client", "call the perception services with readable output"),
     "demo": ("vlm3_ros.tools.demo", "the node on the bundled TUM bag with the TOY demo model (not VLM3)"),
-    "inspect": ("vlm3_ros.tools.inspect", "list a bag's cameras, depth, TF edges and pose topics"),
-    "eval": ("vlm3_ros.tools.eval", "score on a bag or label file with the paper's metrics"),
+    "inspect": ("vlm3_ros.tools.inspect_command", "list a bag's cameras, depth, TF edges and pose topics"),
+    "eval": ("vlm3_ros.tools.eval_command", "score on a bag or label file with the paper's metrics"),
     "export-sft": ("vlm3_ros.tools.export_sft", "recorded bags -> VLM3 fine-tuning samples (JSONL + images)"),
-    "finetune": ("vlm3_ros.tools.finetune", "fine-tune a checkpoint on export-sft samples (LoRA or full)"),
+    "finetune": ("vlm3_ros.tools.finetune_command", "fine-tune a checkpoint on export-sft samples (LoRA or full)"),
     "make-demo-model": ("vlm3_ros.tools.demo_model", "train the TOY demo model on the bundled bag (not VLM3)"),
     "make-test-checkpoint": ("vlm3_ros.inference.assets", "build the offline tokenizer + tiny untrained checkpoint"),
 }

@@ -30,8 +30,8 @@ from vlm3_ros.params.config import ConfigError, build_config
 from vlm3_ros.params.files import load_values
 from vlm3_ros.params.mapping import pipeline_settings
 from vlm3_ros.readers.bag import BagError
+from vlm3_ros.readers.bag_contents import TopicRequest
 from vlm3_ros.readers.image_codec import ImageDecodeError
-from vlm3_ros.readers.inspect import TopicRequest
 from vlm3_ros.training.export import ExportOptions, export_bags
 
 

@@ -27,7 +27,7 @@ from vlm3_ros.ros.client import STATUS_NAMES, PerceptionClient
 from vlm3_ros.srv import GetDepth
 from vlm3_ros.tools.processes import NodeProcess
 
-# stage -> Timing field (vlm3_ros.contract.timing). "backend call" holds image + prefill + decode for
+# stage -> Timing field (vlm3_ros.runtime.timing). "backend call" holds image + prefill + decode for
 # the local engine and all of a remote server's or the ground-truth double's work; "node total" is
 # the serving core's whole reply.
 TIMING_STAGES = {"queue": "queue_s", "unify": "preprocess_s", "image": "image_s", "prefill": "prefill_s",

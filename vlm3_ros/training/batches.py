@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vlm3_ros.training.samples import Sample
+from vlm3_ros.training.sft_samples import Sample
 
 IGNORE = -100
 VISION_END = "<|vision_end|>"

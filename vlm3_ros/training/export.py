@@ -27,9 +27,9 @@ from vlm3_ros.contract import answers
 from vlm3_ros.contract.question import Answer, Question
 from vlm3_ros.eval.dataset import Dataset, EvalOptions, from_sequence, load_sequence
 from vlm3_ros.geometry import coords
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
-from vlm3_ros.training.samples import SPLITS, Sample, split_files, write_jsonl
+from vlm3_ros.training.sft_samples import SPLITS, Sample, split_files, write_jsonl
 
 LOG = logging.getLogger("vlm3_ros.export")
 

@@ -30,7 +30,7 @@ from vlm3_ros.training.objective import (
     enable_shared_prefix,
     vision_frozen,
 )
-from vlm3_ros.training.samples import read_jsonl, split_files
+from vlm3_ros.training.sft_samples import read_jsonl, split_files
 
 LOG = logging.getLogger("vlm3_ros.finetune")
 

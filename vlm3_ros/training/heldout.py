@@ -15,10 +15,10 @@ from vlm3_ros.contract import answers
 from vlm3_ros.contract.question import Backend, Question
 from vlm3_ros.eval.metrics import DELTA1, point_depth_scores, quantitative_success
 from vlm3_ros.geometry import pose as P
-from vlm3_ros.tasks import depth as depth_task
-from vlm3_ros.tasks.pose import PARSERS as POSE_PARSERS
-from vlm3_ros.tasks.registry import TASKS
-from vlm3_ros.training.samples import Sample
+from vlm3_ros.tasks import depth_task
+from vlm3_ros.tasks.pose_task import PARSERS as POSE_PARSERS
+from vlm3_ros.tasks.task_registry import TASKS
+from vlm3_ros.training.sft_samples import Sample
 
 
 def best_constant_delta1(gt: np.ndarray) -> tuple[float, float]:
@@ -132,7 +132,7 @@ def score_checkpoint(model_dir: Path, data_dir: Path, split: str = "val", device
     from tqdm import tqdm
 
     from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
-    from vlm3_ros.training.samples import read_jsonl, split_files
+    from vlm3_ros.training.sft_samples import read_jsonl, split_files
 
     samples = read_jsonl(split_files(data_dir)[split])
     backend = TransformersBackend(LocalModelConfig(str(model_dir), device=device, batch_size=32))

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from vlm3_ros.eval.ceiling import WARN_DELTA1
-from vlm3_ros.eval.run import add_ceiling
+from vlm3_ros.eval.evaluation import add_ceiling
 from vlm3_ros.geometry.pose import matrix_to_quat_xyzw
 from vlm3_ros.readers.tum import TumSequence
 from vlm3_ros.testing.recordings import STYLES
-from vlm3_ros.tools import eval as eval_cli
+from vlm3_ros.tools import eval_command as eval_cli
 
 FIXTURES = ["realsense", "realsense_compressed", "realsense_db3", "zed", "zed_compressed", "oak", "oak_compressed"]
 FAST = ["--backend", "ground_truth", "--points-per-frame", "16", "--no-progress"]

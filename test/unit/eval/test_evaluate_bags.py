@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tools.eval import main
+from vlm3_ros.tools.eval_command import main
 
 
 def test_ground_truth_backend_scores_perfectly_on_all_bag_formats(tmp_path: Path) -> None:

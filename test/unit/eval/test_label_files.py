@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from vlm3_ros.eval.dataset import from_labels, sample_pixels
-from vlm3_ros.eval.runner import InProcessRunner
+from vlm3_ros.eval.runners import InProcessRunner
 from vlm3_ros.eval.scoring import evaluate
 from vlm3_ros.geometry import pose as P
 from vlm3_ros.inference.ground_truth.backend import GroundTruthBackend
 from vlm3_ros.readers.labels import CorrLabels, LabelError, read_depthlm_jsonl, read_vlm3_labels
 from vlm3_ros.readers.tum import TumSequence
 from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 from vlm3_ros.testing.scripted_backend import ScriptedBackend
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from vlm3_ros.contract import answers
 from vlm3_ros.eval.dataset import from_labels
-from vlm3_ros.eval.runner import InProcessRunner
+from vlm3_ros.eval.runners import InProcessRunner
 from vlm3_ros.eval.scoring import evaluate
 from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.inference.ground_truth.backend import GroundTruthBackend

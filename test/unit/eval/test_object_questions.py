@@ -14,9 +14,9 @@ from vlm3_ros.contract import answers
 from vlm3_ros.eval import dataset as D
 from vlm3_ros.geometry import regions
 from vlm3_ros.inference.ground_truth.answerer import object_kind
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tools.eval import main
+from vlm3_ros.tools.eval_command import main
 
 
 def dataset(**kw: object) -> D.Dataset:

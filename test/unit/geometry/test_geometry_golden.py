@@ -14,7 +14,7 @@ from vlm3_ros.geometry import backproject as bp
 from vlm3_ros.geometry import coords, pose
 from vlm3_ros.geometry.camera import CameraInfoData, CameraModel, CameraModelError
 from vlm3_ros.geometry.unify import UnifyConfig, plan
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 TEST_DATA = Path(__file__).resolve().parents[2] / "data"
 

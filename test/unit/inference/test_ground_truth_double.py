@@ -27,7 +27,7 @@ def test_the_nodes_double_uses_the_players_loop_period(bag_truth) -> None:
     """The node builds the double from its parameters (from_config); its loop period must be the
     player's and the load test's (computed over the camera, CameraInfo, depth and TF records)."""
     from vlm3_ros.inference.ground_truth.backend import GroundTruthBackend, GroundTruthConfig
-    from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+    from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 
     images, _, _ = bag_truth
     gt = GroundTruthBackend.from_config(GroundTruthConfig(bag=str(BAG_PATHS["mcap"]))).source

@@ -16,7 +16,7 @@ from vlm3_ros.contract.question import BackendError, Question
 from vlm3_ros.inference.remote import RemoteBackend, RemoteConfig
 from vlm3_ros.params.config import build_config
 from vlm3_ros.params.mapping import api_key
-from vlm3_ros.testing.samples import free_port
+from vlm3_ros.testing.small_inputs import free_port
 
 P = PromptSet()
 
@@ -153,7 +153,7 @@ def test_health_check_names_the_server_and_what_to_fix() -> None:
 
 
 def test_opening_a_task_whose_server_is_down_fails_with_the_task_named() -> None:
-    from vlm3_ros.inference.registry import open_backends
+    from vlm3_ros.inference.backend_registry import open_backends
 
     up = FakeServer([(200, MODELS, 0.0)])
     configs = {"depth": RemoteConfig(url=up.url, model="vlm3-depth"),

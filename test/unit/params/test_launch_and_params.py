@@ -11,7 +11,7 @@ import yaml
 
 from vlm3_ros.params.config import ConfigError, build_config, validate_value
 from vlm3_ros.params.files import read_params_file
-from vlm3_ros.params.launch import EXECUTABLE, LAUNCH_ARGS, NODE_NAME, parameter_overrides
+from vlm3_ros.params.launch_args import EXECUTABLE, LAUNCH_ARGS, NODE_NAME, parameter_overrides
 from vlm3_ros.params.table import SPECS
 from vlm3_ros.tools.bringup import ros_args
 

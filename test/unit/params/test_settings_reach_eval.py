@@ -16,8 +16,8 @@ from vlm3_ros.params.config import build_config
 from vlm3_ros.params.files import load_values
 from vlm3_ros.params.mapping import pipeline_settings
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tasks.registry import TASKS
-from vlm3_ros.tools.eval import main
+from vlm3_ros.tasks.task_registry import TASKS
+from vlm3_ros.tools.eval_command import main
 
 PROMPT = "Depth at ({nx}, {ny}), in metres? Answer in <answer> </answer> tags."
 

@@ -11,7 +11,7 @@ import pytest
 
 from vlm3_ros.geometry.pose import invert
 from vlm3_ros.readers.bag import BagError, BagReader
-from vlm3_ros.readers.inspect import TopicRequest, describe, inspect_bag, pick_camera, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, describe, inspect_bag, pick_camera, resolve_topics
 from vlm3_ros.readers.trajectory_file import TrajectoryFileError, read_kitti, read_trajectory, read_tum
 from vlm3_ros.readers.tum import TumSequence
 from vlm3_ros.testing.recordings import STYLES

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from vlm3_ros.contract import cancel
-from vlm3_ros.contract.cancel import Cancelled, CancelToken
+from vlm3_ros.runtime import cancel
+from vlm3_ros.runtime.cancel import Cancelled, CancelToken
 from vlm3_ros.serving.core import FrameRef, PerceptionCore
 from vlm3_ros.serving.merging import Mergeable, MergedToken, points_many, split_points
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings

@@ -79,7 +79,7 @@ def test_stopping_the_worker_answers_every_queued_job() -> None:
 
 
 def test_a_running_job_stops_at_its_next_boundary_once_its_deadline_passes() -> None:
-    from vlm3_ros.contract import cancel
+    from vlm3_ros.runtime import cancel
 
     w = InferenceWorker(max_queue=2)
     steps: list[int] = []

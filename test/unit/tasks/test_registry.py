@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from vlm3_ros.params.launch import LAUNCH_ARGS
+from vlm3_ros.params.launch_args import LAUNCH_ARGS
 from vlm3_ros.params.table import SPECS
 from vlm3_ros.tasks.pipeline import PipelineSettings
-from vlm3_ros.tasks.registry import TASK_NAMES, TASKS, spec
+from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS, spec
 
 
 def test_the_four_contract_tasks_with_their_preprocessing() -> None:

@@ -14,12 +14,12 @@ from vlm3_ros.contract import answers
 from vlm3_ros.eval.dataset import EvalOptions, from_sequence, load_sequence
 from vlm3_ros.params.config import build_config
 from vlm3_ros.params.mapping import pipeline_settings
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.readers.tum import BAG_PATHS
-from vlm3_ros.tasks.pose import PARSERS
+from vlm3_ros.tasks.pose_task import PARSERS
 from vlm3_ros.tools import export_sft
 from vlm3_ros.training.export import ExportOptions, export_bags, time_cut
-from vlm3_ros.training.samples import Sample, SampleError, read_jsonl
+from vlm3_ros.training.sft_samples import Sample, SampleError, read_jsonl
 
 SAMPLING = EvalOptions(tasks=("depth", "pose", "corr", "object"), points_per_frame=16, corr_points=6,
                        object_questions=4, seed=3)

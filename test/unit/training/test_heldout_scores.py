@@ -9,7 +9,7 @@ import pytest
 from vlm3_ros.contract import answers
 from vlm3_ros.eval.metrics import quantitative_success
 from vlm3_ros.training.heldout import best_constant_success, score
-from vlm3_ros.training.samples import Sample
+from vlm3_ros.training.sft_samples import Sample
 
 
 def test_best_constant_success_is_the_brute_force_optimum() -> None:

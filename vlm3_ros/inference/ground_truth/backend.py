@@ -25,7 +25,7 @@ from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.geometry.unify import UnifiedView
 from vlm3_ros.inference.ground_truth import answerer
 from vlm3_ros.readers.bag import BagError, BagReader, BagTopics, loop_period_ns
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 
 _CORR = re.compile(r"pixel \((\d+), (\d+)\) in the first image")
 

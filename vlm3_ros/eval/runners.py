@@ -1,6 +1,6 @@
 """Who answers an evaluation's queries: a typed protocol with two implementations that return the
 same result types, so scoring cannot tell them apart. :class:`InProcessRunner` runs the pipeline
-directly; vlm3_ros.ros.eval_runner.RosRunner asks a running node's services."""
+directly; vlm3_ros.ros.ros_runner.RosRunner asks a running node's services."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Protocol
 import numpy as np
 
 from vlm3_ros.geometry.frame import Frame
-from vlm3_ros.inference.registry import close_backends
-from vlm3_ros.tasks.corr import CorrResult
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.object import ObjectResult
+from vlm3_ros.inference.backend_registry import close_backends
+from vlm3_ros.tasks.corr_task import CorrResult
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.object_task import ObjectResult
 from vlm3_ros.tasks.pipeline import Pipeline
-from vlm3_ros.tasks.pose import PoseResult
+from vlm3_ros.tasks.pose_task import PoseResult
 
 
 class Runner(Protocol):

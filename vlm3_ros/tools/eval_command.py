@@ -21,19 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from vlm3_ros.eval.dataset import EvalOptions
+from vlm3_ros.eval.evaluation import run_evaluation
 from vlm3_ros.eval.report import write_report
-from vlm3_ros.eval.run import run_evaluation
 from vlm3_ros.geometry.camera import CameraModelError
 from vlm3_ros.geometry.tf_tree import TfError
 from vlm3_ros.geometry.unify import UnifyError
 from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
 from vlm3_ros.params.files import load_values
 from vlm3_ros.readers.bag import BagError
+from vlm3_ros.readers.bag_contents import TopicRequest
 from vlm3_ros.readers.image_codec import ImageDecodeError
-from vlm3_ros.readers.inspect import TopicRequest
 from vlm3_ros.readers.labels import LabelError
 from vlm3_ros.readers.trajectory_file import TrajectoryFileError
-from vlm3_ros.tasks.registry import TASKS
+from vlm3_ros.tasks.task_registry import TASKS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                        object_questions=a.object_questions)
     try:
         if a.through_ros:
-            from vlm3_ros.ros.eval_runner import evaluate_through_ros
+            from vlm3_ros.ros.ros_runner import evaluate_through_ros
 
             report = evaluate_through_ros(cfg, bags, a.labels, request, opts, a.node, a.node_image_topic,
                                           a.node_camera_info_topic, not a.no_progress, a.trajectory,

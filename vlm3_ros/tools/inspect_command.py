@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from vlm3_ros.readers.bag import BagError
-from vlm3_ros.readers.inspect import describe, inspect_bag
+from vlm3_ros.readers.bag_contents import describe, inspect_bag
 
 
 def parser() -> argparse.ArgumentParser:

@@ -3,10 +3,10 @@ per-task defaults are all generated from it; a new task adds its module's SPEC h
 
 from __future__ import annotations
 
-from vlm3_ros.tasks import corr, depth, object, pose
+from vlm3_ros.tasks import corr_task, depth_task, object_task, pose_task
 from vlm3_ros.tasks.spec import TaskSpec
 
-TASKS: dict[str, TaskSpec] = {s.name: s for s in (depth.SPEC, pose.SPEC, corr.SPEC, object.SPEC)}
+TASKS: dict[str, TaskSpec] = {s.name: s for s in (depth_task.SPEC, pose_task.SPEC, corr_task.SPEC, object_task.SPEC)}
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
 

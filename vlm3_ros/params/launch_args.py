@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from vlm3_ros.params.config import typed_value
 from vlm3_ros.params.table import NODE_NAME
-from vlm3_ros.tasks.registry import TASK_NAMES, TASKS
+from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,21 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from vlm3_ros.contract import answers
 from vlm3_ros.eval.dataset import Dataset, EvalOptions
-from vlm3_ros.eval.run import run_evaluation
+from vlm3_ros.eval.evaluation import run_evaluation
 from vlm3_ros.geometry import pose as P
 from vlm3_ros.geometry.camera import CameraInfoData
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
 from vlm3_ros.params.config import NodeConfig
-from vlm3_ros.readers.inspect import TopicRequest
+from vlm3_ros.readers.bag_contents import TopicRequest
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.client import PerceptionClient
 from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
 from vlm3_ros.tasks.common import PointCode, Timings
-from vlm3_ros.tasks.corr import CorrResult
-from vlm3_ros.tasks.depth import DepthResult
-from vlm3_ros.tasks.object import ObjectResult
-from vlm3_ros.tasks.pose import ORDER, PoseResult
+from vlm3_ros.tasks.corr_task import CorrResult
+from vlm3_ros.tasks.depth_task import DepthResult
+from vlm3_ros.tasks.object_task import ObjectResult
+from vlm3_ros.tasks.pose_task import ORDER, PoseResult
 
 
 def _info_of(frame: Frame) -> CameraInfoData:

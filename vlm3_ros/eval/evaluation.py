@@ -13,12 +13,12 @@ from typing import Any
 from vlm3_ros.eval.ceiling import WARN_DELTA1, ceiling, truth_backends
 from vlm3_ros.eval.dataset import Dataset, EvalOptions, from_labels, from_sequence, load_sequence
 from vlm3_ros.eval.report import versions
-from vlm3_ros.eval.runner import InProcessRunner, Runner
+from vlm3_ros.eval.runners import InProcessRunner, Runner
 from vlm3_ros.eval.scoring import evaluate, pooled
 from vlm3_ros.params.config import NodeConfig, build_config
 from vlm3_ros.params.mapping import odometry_policy, open_backends, pipeline_settings
 from vlm3_ros.readers.bag import BagError, BagTopics
-from vlm3_ros.readers.inspect import TopicRequest, resolve_topics
+from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.readers.labels import (
     is_spatialrgpt_bench,
     read_depthlm_jsonl,

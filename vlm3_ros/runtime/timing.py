@@ -1,6 +1,6 @@
 """Where the time of one request goes, stage by stage: the backends and the task layer book
 seconds to named stages of the running request through a context variable (like
-:mod:`vlm3_ros.contract.cancel`), so nothing below the serving layer needs a handle on the request.
+:mod:`vlm3_ros.runtime.cancel`), so nothing below the serving layer needs a handle on the request.
 
 Stages, in order (docs/engine.md has the table of what runs where):
   queue    waiting for the inference worker
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from vlm3_ros.contract.cancel import scoped
+from vlm3_ros.runtime.cancel import scoped
 
 STAGES = ("queue", "unify", "image", "prefill", "decode", "parse", "convert")
 
