@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from vlm3_ros.testing import layers
 
 
@@ -42,3 +44,33 @@ def test_checker_detects_an_rclpy_import(tmp_path: Path) -> None:
 def test_checker_detects_loops() -> None:
     assert layers.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert layers.cycles({"a": {"b"}, "b": set()}) == []
+
+
+ARCHITECTURE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+
+
+def test_architecture_page_matches_the_code() -> None:
+    """The page's import graph and the table's import columns are what the generator makes from the
+    code now; on a failure, run the command in the message and commit the page."""
+    text = ARCHITECTURE_PAGE.read_text()
+    assert layers.render_page(text) == text, (
+        "docs/architecture.md disagrees with the code's imports: run "
+        "`python -m vlm3_ros.testing.layers --write docs/architecture.md`")
+
+
+def test_page_generator_rewrites_a_stale_graph_and_table() -> None:
+    text = ARCHITECTURE_PAGE.read_text()
+    stale = text.replace("  training   -> ", "  training   -> params, ", 1)
+    row = next(line for line in text.splitlines() if line.startswith("| `training/` |"))
+    stale = stale.replace(row, row.rsplit("|", 3)[0] + "| `params/` | (nothing) |")
+    assert stale != text
+    assert layers.render_page(stale) == text
+
+
+def test_page_generator_refuses_a_page_without_markers_or_a_layer_row() -> None:
+    text = ARCHITECTURE_PAGE.read_text()
+    with pytest.raises(ValueError, match="markers"):
+        layers.render_page(text.replace(layers.GRAPH_END, ""))
+    row = next(line for line in text.splitlines() if line.startswith("| `runtime/` |"))
+    with pytest.raises(ValueError, match="runtime"):
+        layers.render_page(text.replace(row + "\n", ""))
