@@ -16,6 +16,13 @@ import numpy as np
 SUPPORTED_DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant", "")
 MIN_FOCAL_PER_PX = 0.01    # focal / longest side: a field of view of 178.9 degrees
 MAX_FOCAL_PER_PX = 1000.0  # 0.06 degrees
+# Plausibility limits of a calibration (docs/reliability.md names them): beyond these a CameraInfo
+# is a driver or unit error, and using it would warp the image into nonsense.
+PRINCIPAL_POINT_MARGIN = 0.5   # cx, cy within the image widened by this share of its size on each side
+MAX_SKEW_PER_FOCAL = 0.1       # |K[1]| (skew) at most this share of fx
+MAX_RADIAL_COEFFICIENT = 100.0    # |k1..k6| (rational_polynomial fits of wide lenses reach tens)
+MAX_TANGENTIAL_COEFFICIENT = 1.0  # |p1|, |p2|: a decentred lens, not a shifted sensor
+ROTATION_TOLERANCE = 1e-3      # R R^T = I and det R = 1 to this tolerance
 
 
 class CameraModelError(ValueError):
@@ -114,13 +121,18 @@ class CameraModel:
             _check(MIN_FOCAL_PER_PX * span <= f <= MAX_FOCAL_PER_PX * span,
                    f"focal length {name}={f:g} px is implausible for a {info.width}x{info.height} image (expected "
                    f"{MIN_FOCAL_PER_PX * span:g} to {MAX_FOCAL_PER_PX * span:g} px): check the calibration's units")
+        _check(abs(k[0, 1]) <= MAX_SKEW_PER_FOCAL * k[0, 0],
+               f"skew K[1]={k[0, 1]:g} is implausible for fx={k[0, 0]:g} (at most {MAX_SKEW_PER_FOCAL:g} fx)")
+        _check_principal_point("K", k, info.width, info.height)
         # An all-zero P is what drivers send when they do not rectify: use K then.
         has_p = len(info.p) and any(v != 0.0 for v in info.p)
         p = _matrix(info.p, (3, 4), "P") if has_p else np.hstack([k, np.zeros((3, 1))])
         if has_p:
             _check(p[0, 0] > 0 and p[1, 1] > 0, f"P focal lengths must be positive, got {list(info.p)}")
+            _check_principal_point("P", p, info.width, info.height)
         d = np.asarray(info.d, dtype=np.float64)
         _check(bool(np.all(np.isfinite(d))), f"distortion coefficients must be finite, got {list(info.d)}")
+        _check_distortion_magnitude(info.distortion_model, d)
         model = info.distortion_model
         _check(model in SUPPORTED_DISTORTION_MODELS,
                f"distortion model {model!r} is not supported; use one of "
@@ -156,6 +168,9 @@ class CameraModel:
         r = _matrix(info.r, (3, 3), "R") if len(info.r) else np.eye(3)
         if not np.any(r):
             r = np.eye(3)  # an all-zero R is what many drivers send for "not set"
+        _check(bool(np.allclose(r @ r.T, np.eye(3), atol=ROTATION_TOLERANCE))
+               and abs(float(np.linalg.det(r)) - 1.0) <= ROTATION_TOLERANCE,
+               f"R must be a rotation (orthonormal, det 1) or all zeros, got {list(info.r)}")
         return CameraModel(width=width, height=height, K=k, D=d, distortion_model=model or "plumb_bob",
                            P=p, frame_id=info.frame_id, R=r)
 
@@ -227,6 +242,23 @@ def _matrix(values: tuple[float, ...], shape: tuple[int, int], name: str) -> np.
     m = np.asarray(values, dtype=np.float64).reshape(shape)
     _check(bool(np.all(np.isfinite(m))), f"{name} contains NaN or infinity: {list(values)}")
     return m
+
+
+def _check_principal_point(name: str, m: np.ndarray, width: int, height: int) -> None:
+    """The principal point of ``m`` (K or P) lies within the image widened by the margin."""
+    for axis, c, size in (("cx", m[0, 2], width), ("cy", m[1, 2], height)):
+        lo, hi = -PRINCIPAL_POINT_MARGIN * size, (1.0 + PRINCIPAL_POINT_MARGIN) * size
+        _check(lo <= c <= hi, f"principal point {axis}={c:g} ({name}) is implausible for a {width}x{height} "
+               f"image (expected {lo:g} to {hi:g} px): check the calibration's units and image size")
+
+
+def _check_distortion_magnitude(model: str, d: np.ndarray) -> None:
+    """Coefficients of the size a real lens has: radial and (plumb_bob, rational) tangential terms."""
+    tangential = (2, 3) if model in ("plumb_bob", "rational_polynomial") else ()
+    for i, v in enumerate(d):
+        limit = MAX_TANGENTIAL_COEFFICIENT if i in tangential else MAX_RADIAL_COEFFICIENT
+        _check(abs(v) <= limit, f"distortion coefficient D[{i}]={v:g} is implausible for {model or 'no model'} "
+               f"(|D[{i}]| at most {limit:g}): check the calibration")
 
 
 def _check(ok: bool, message: str) -> None:

@@ -230,6 +230,15 @@ def test_pose_round_trips_and_frames() -> None:
     (dict(d=(0.1, 0.2)), "5 coefficients"),
     (dict(width=0), "size"),
     (dict(k=(500, 0, 320)), "9 elements"),
+    # plausibility: what a robot's driver or a unit mix-up sends (issue: implausible geometry accepted)
+    (dict(r=(5, 0, 0, 0, 5, 0, 0, 0, 5)), "R must be a rotation"),
+    (dict(r=(1, 0, 0, 0, 1, 0, 0, 0, -1)), "R must be a rotation"),  # a reflection, det -1
+    (dict(k=(500, 0, 1e9, 0, 500, 240, 0, 0, 1)), "principal point cx"),
+    (dict(k=(500, 0, 320, 0, 500, -300, 0, 0, 1)), "principal point cy"),
+    (dict(p=(500, 0, 320, 0, 0, 500, 5e6, 0, 0, 0, 1, 0)), r"principal point cy=5e\+06 \(P\)"),
+    (dict(k=(500, 1e6, 320, 0, 500, 240, 0, 0, 1)), "skew"),
+    (dict(d=(0.1, 0.2, 0.0, 0.0, 1e5)), r"D\[4\]=100000"),
+    (dict(d=(0.1, 0.2, 3.0, 0.0, 0.0)), r"D\[2\]=3 is implausible"),
 ])
 def test_camera_info_validation_errors(bad: dict, needle: str) -> None:
     base = dict(width=640, height=480, k=(500, 0, 320, 0, 500, 240, 0, 0, 1), d=(0,) * 5,
@@ -237,6 +246,20 @@ def test_camera_info_validation_errors(bad: dict, needle: str) -> None:
     base.update(bad)
     with pytest.raises(CameraModelError, match=needle):
         CameraModel.from_camera_info(CameraInfoData(**base))
+
+
+def test_plausible_calibrations_pass_the_plausibility_checks() -> None:
+    """Real calibrations sit well inside the limits: a rectified stereo right camera (P with Tx, R a
+    small rotation), a wide lens in the rational model, an off-centre ROI principal point."""
+    c, s_ = math.cos(0.02), math.sin(0.02)
+    stereo = CameraInfoData(width=640, height=480, k=(500, 0, 330, 0, 500, 250, 0, 0, 1),
+                            d=(-0.3, 0.1, 0.001, -0.002, 0.0), distortion_model="plumb_bob",
+                            r=(c, 0, s_, 0, 1, 0, -s_, 0, c), p=(480, 0, 320, -38.4, 0, 480, 240, 0, 0, 0, 1, 0))
+    wide = CameraInfoData(width=1280, height=800, k=(420, 0.5, 650, 0, 420, 390, 0, 0, 1),
+                          d=(25.1, 12.3, 0.0004, -0.0003, 0.3, 25.4, 20.1, 2.2), distortion_model="rational_polynomial")
+    edge = CameraInfoData(width=640, height=480, k=(500, 0, -100, 0, 500, 700, 0, 0, 1), d=(), distortion_model="")
+    for info in (stereo, wide, edge):
+        assert CameraModel.from_camera_info(info).width == info.width
 
 
 def test_image_size_mismatch_is_explained() -> None:
