@@ -75,7 +75,7 @@ def test_get_depth_bad_input_matrix(gt_core, bag_truth, case) -> None:
     _, sel, pixels, dtype, status, needle = case
     frame = _explicit(**sel[1]) if isinstance(sel, tuple) else _frame_sel(sel, bag_truth)
     req = GetDepth.Request(frame=frame, pixels=[Pixel(x=x, y=y) for x, y in pixels], depth_type=dtype)
-    r = services.get_depth(gt_core, req, GetDepth.Response())
+    r = services.get_depth(gt_core.services, req, GetDepth.Response())
     assert not r.success
     assert r.status.code == getattr(Status, status), (r.status.code, r.message)
     assert needle in r.message
@@ -100,8 +100,8 @@ def test_object_bad_input_matrix(gt_core, bag_truth, case) -> None:
 
     _, n, question, needle = case
     regions = [Region(x_min=1.0, y_min=1.0, x_max=20.0, y_max=20.0) for _ in range(n)]
-    r = services.object_query(gt_core, ObjectQuery.Request(frame=_frame_sel("stamp", bag_truth), regions=regions,
-                                                           question=question), ObjectQuery.Response())
+    req = ObjectQuery.Request(frame=_frame_sel("stamp", bag_truth), regions=regions, question=question)
+    r = services.object_query(gt_core.services, req, ObjectQuery.Response())
     assert r.status.code == Status.INVALID_REQUEST and needle in r.message, r.message
 
 
@@ -113,7 +113,7 @@ def test_object_bad_regions(gt_core, bag_truth, box, needle) -> None:
     from vlm3_ros.srv import ObjectQuery
 
     x1, y1, x2, y2 = box
-    r = services.object_query(gt_core, ObjectQuery.Request(
+    r = services.object_query(gt_core.services, ObjectQuery.Request(
         frame=_frame_sel("stamp", bag_truth), question="Region [0]?",
         regions=[Region(x_min=x1, y_min=y1, x_max=x2, y_max=y2)]), ObjectQuery.Response())
     assert r.status.code == Status.INVALID_REQUEST and needle in r.message, r.message
@@ -123,14 +123,14 @@ def test_pose_and_corr_bad_frames(gt_core, bag_truth) -> None:
     from vlm3_ros.msg import FrameSelector, Status
     from vlm3_ros.srv import EstimatePose, FindCorrespondence
 
-    r = services.estimate_pose(gt_core, EstimatePose.Request(frame_a=_frame_sel("stamp", bag_truth),
+    r = services.estimate_pose(gt_core.services, EstimatePose.Request(frame_a=_frame_sel("stamp", bag_truth),
                                                              frame_b=_frame_sel("unknown", bag_truth)),
                                EstimatePose.Response())
     assert r.status.code == Status.FRAME_NOT_FOUND
-    r = services.estimate_pose(gt_core, EstimatePose.Request(frame_a=FrameSelector(mode=200),
+    r = services.estimate_pose(gt_core.services, EstimatePose.Request(frame_a=FrameSelector(mode=200),
                                                              frame_b=FrameSelector()), EstimatePose.Response())
     assert r.status.code == Status.INVALID_REQUEST
-    r = services.find_correspondence(gt_core, FindCorrespondence.Request(
+    r = services.find_correspondence(gt_core.services, FindCorrespondence.Request(
         frame_a=_frame_sel("stamp", bag_truth), frame_b=_frame_sel("stamp", bag_truth), pixels_a=[]),
         FindCorrespondence.Response())
     assert r.status.code == Status.INVALID_REQUEST and "no pixels" in r.message

@@ -1,6 +1,7 @@
 """The perception services: for each task of the registry, its interface type and the handler that
-converts the request into a serving-core call and the core's reply into the response. Nothing is
-decided here; statuses, limits and messages come from vlm3_ros.serving."""
+converts the request into a call on the serving core's requests (serving.service_requests) and the
+reply into the response. Nothing is decided here; statuses, limits and messages come from
+vlm3_ros.serving."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.msg import FrameSelector, Pixel, PointStatus
 from vlm3_ros.ros import conversions as cv
-from vlm3_ros.serving.core import FrameRef, PerceptionCore, Reply
+from vlm3_ros.serving.frame_selection import FrameRef
+from vlm3_ros.serving.service_requests import Reply, ServiceRequests
 from vlm3_ros.srv import EstimatePose, FindCorrespondence, GetDepth, ObjectQuery
 from vlm3_ros.tasks.common import Timings
 from vlm3_ros.tasks.corr_task import CorrResult
@@ -35,22 +37,22 @@ def frame_ref(sel: FrameSelector, max_pixels: int) -> FrameRef:
     return FrameRef(int(sel.mode), cv.stamp_ns(sel.stamp), explicit if sel.mode == FrameSelector.EXPLICIT else None)
 
 
-def _pair(core: PerceptionCore, req: Any) -> tuple[FrameRef, FrameRef]:
-    return frame_ref(req.frame_a, core.max_image_pixels), frame_ref(req.frame_b, core.max_image_pixels)
+def _pair(serving: ServiceRequests, req: Any) -> tuple[FrameRef, FrameRef]:
+    return frame_ref(req.frame_a, serving.max_image_pixels), frame_ref(req.frame_b, serving.max_image_pixels)
 
 
 def _header(frame: Frame) -> Header:
     return Header(stamp=cv.to_time(frame.stamp_ns), frame_id=frame.frame_id)
 
 
-def _finish(core: PerceptionCore, resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
+def _finish(serving: ServiceRequests, resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
     """The response: ``fill(result)`` when the task ran, headers of the frames the request
     resolved to, status, message and timings."""
     if reply.result is not None:
         t0 = time.perf_counter()
         fill(reply.result)
         reply.result.timings.convert_s = time.perf_counter() - t0
-        core.requests.record_stage("convert", reply.result.timings.convert_s)
+        serving.stats.record_stage("convert", reply.result.timings.convert_s)
     names = ("header_a", "header_b") if hasattr(resp, "header_a") else ("header",)
     if len(reply.frames) == len(names):
         for name, frame in zip(names, reply.frames, strict=True):
@@ -82,18 +84,19 @@ def _pixels(pixels: list[Pixel]) -> np.ndarray:
     return np.array([[p.x, p.y] for p in pixels], dtype=np.float64).reshape(-1, 2)
 
 
-def get_depth(core: PerceptionCore, req: GetDepth.Request, resp: GetDepth.Response) -> GetDepth.Response:
+def get_depth(serving: ServiceRequests, req: GetDepth.Request, resp: GetDepth.Response) -> GetDepth.Response:
     def fill(r: DepthResult) -> None:
         resp.depth = [float(v) for v in r.depth]
         resp.points = [cv.point_msg(p) for p in r.points]
         resp.point_status = _points_status(r.codes, r.reasons)
         resp.raw_answers = r.raw
 
-    reply = core.get_depth(frame_ref(req.frame, core.max_image_pixels), _pixels(req.pixels), int(req.depth_type))
-    return _finish(core, resp, reply, fill)
+    reply = serving.get_depth(frame_ref(req.frame, serving.max_image_pixels), _pixels(req.pixels),
+                              int(req.depth_type))
+    return _finish(serving, resp, reply, fill)
 
 
-def estimate_pose(core: PerceptionCore, req: EstimatePose.Request,
+def estimate_pose(serving: ServiceRequests, req: EstimatePose.Request,
                   resp: EstimatePose.Response) -> EstimatePose.Response:
     nan = float("nan")
     # No pose is NaN, never the identity: a planner that skips `success` must not read "did not move".
@@ -113,20 +116,21 @@ def estimate_pose(core: PerceptionCore, req: EstimatePose.Request,
         if r.T_a_b is not None:
             resp.transform_a_b = cv.transform_msg(r.T_a_b)
 
-    return _finish(core, resp, core.estimate_pose(*_pair(core, req), bool(req.with_distance)), fill)
+    return _finish(serving, resp, serving.estimate_pose(*_pair(serving, req), bool(req.with_distance)), fill)
 
 
-def find_correspondence(core: PerceptionCore, req: FindCorrespondence.Request,
+def find_correspondence(serving: ServiceRequests, req: FindCorrespondence.Request,
                         resp: FindCorrespondence.Response) -> FindCorrespondence.Response:
     def fill(r: CorrResult) -> None:
         resp.pixels_b = [Pixel(x=float(u), y=float(v)) for u, v in r.pixels_b]
         resp.point_status = _points_status(r.codes, r.reasons)
         resp.raw_answers = r.raw
 
-    return _finish(core, resp, core.find_correspondence(*_pair(core, req), _pixels(req.pixels_a)), fill)
+    return _finish(serving, resp, serving.find_correspondence(*_pair(serving, req), _pixels(req.pixels_a)), fill)
 
 
-def object_query(core: PerceptionCore, req: ObjectQuery.Request, resp: ObjectQuery.Response) -> ObjectQuery.Response:
+def object_query(serving: ServiceRequests, req: ObjectQuery.Request,
+                 resp: ObjectQuery.Response) -> ObjectQuery.Response:
     def fill(r: ObjectResult) -> None:
         resp.prompt, resp.raw_answer = r.prompt, r.raw
         a = r.answer
@@ -140,11 +144,11 @@ def object_query(core: PerceptionCore, req: ObjectQuery.Request, resp: ObjectQue
             resp.yes = bool(a.yes)
 
     boxes = np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in req.regions], dtype=np.float64).reshape(-1, 4)
-    reply = core.object_query(frame_ref(req.frame, core.max_image_pixels), boxes, req.question)
-    return _finish(core, resp, reply, fill)
+    reply = serving.object_query(frame_ref(req.frame, serving.max_image_pixels), boxes, req.question)
+    return _finish(serving, resp, reply, fill)
 
 
-Handler = Callable[[PerceptionCore, Any, Any], Any]
+Handler = Callable[[ServiceRequests, Any, Any], Any]
 SERVICES: dict[str, tuple[Any, Handler]] = {
     "depth": (GetDepth, get_depth),
     "pose": (EstimatePose, estimate_pose),

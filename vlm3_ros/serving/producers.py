@@ -7,75 +7,66 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import numpy as np
 
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.odometry import KeyframeOdometry
-from vlm3_ros.serving.camera_sync import CameraSync
+from vlm3_ros.serving.camera_intake import CameraIntake
+from vlm3_ros.serving.jobs import JobRunner, Work
 from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.settings import OdometrySettings, SparseDepthSettings
 from vlm3_ros.tasks.depth_task import DepthResult
-from vlm3_ros.tasks.pipeline import Pipeline
 from vlm3_ros.tasks.pose_task import PoseResult
-
-
-class ProducerHost(Protocol):
-    """What a producer needs from the serving core that runs it."""
-
-    active: bool
-    sync: CameraSync
-    stats: dict[str, float]
-    log: Log
-
-    def run_in_background(self, label: str, fn: Callable[[Pipeline], Any], timeout_s: float,
-                          busy: threading.Event, skipped: str, on_result: Callable[[Any], None]) -> None: ...
-
-    def extrinsic(self, frame: Frame) -> np.ndarray: ...
 
 
 class SparseDepthProducer:
     """Depth at a fixed pixel pattern of each new frame, ``publish(result, frame)``."""
 
-    def __init__(self, core: ProducerHost, settings: SparseDepthSettings) -> None:
-        self.core = core
+    def __init__(self, settings: SparseDepthSettings, camera: CameraIntake, jobs: JobRunner,
+                 counters: dict[str, float]) -> None:
         self.settings = settings
+        self.camera = camera
+        self.jobs = jobs
+        self.counters = counters
         self._busy = threading.Event()
         self._last_stamp = -1
 
     def tick(self, publish: Callable[[DepthResult, Frame], None]) -> None:
-        core = self.core
-        if not core.active:
+        if not self.jobs.active:
             return
-        frame = core.sync.latest()
+        frame = self.camera.sync.latest()
         if frame is None or frame.stamp_ns == self._last_stamp:
             return
         if self._busy.is_set():
-            core.stats["sparse_skipped"] += 1
+            self.counters["sparse_skipped"] += 1
             return
         px = self.settings.pixels_for(frame.camera.width, frame.camera.height)
         depth_type = self.settings.depth_type
         self._last_stamp = frame.stamp_ns
 
         def on_result(r: DepthResult) -> None:
-            if not core.active:
+            if not self.jobs.active:
                 return  # deactivated while the job ran: publish nothing
             publish(r, frame)
-            core.stats["sparse_published"] += 1
+            self.counters["sparse_published"] += 1
 
-        core.run_in_background("sparse_depth", lambda p: p.depth(frame, px, depth_type),  # type: ignore[arg-type]
-                               1.0 / self.settings.rate_hz + 1.0, self._busy, "sparse_skipped", on_result)
+        work = Work("sparse_depth", lambda pipeline: pipeline.depth(frame, px, depth_type))  # type: ignore[arg-type]
+        self.jobs.in_background(work, 1.0 / self.settings.rate_hz + 1.0, self._busy, "sparse_skipped", on_result)
 
 
 class OdometryProducer:
     """Keyframe VO: each new frame's pose against the keyframe, chained into odom -> base with the
     base -> camera extrinsic of each frame, and handed to ``publish(T_odom_base, stamp_ns)``."""
 
-    def __init__(self, core: ProducerHost, settings: OdometrySettings, T_base_cam: np.ndarray) -> None:
-        self.core = core
+    def __init__(self, settings: OdometrySettings, camera: CameraIntake, jobs: JobRunner,
+                 counters: dict[str, float], log: Log) -> None:
         self.settings = settings
-        self.odom = KeyframeOdometry(T_base_cam, settings.policy)
+        self.camera = camera
+        self.jobs = jobs
+        self.counters = counters
+        self.log = log
+        self.odom = KeyframeOdometry(camera.T_base_cam_param, settings.policy)
         self.keyframe: Frame | None = None
         self._busy = threading.Event()
         self._last_stamp = -1
@@ -86,10 +77,9 @@ class OdometryProducer:
         self._last_stamp = -1
 
     def tick(self, publish: Callable[[np.ndarray, int], None]) -> None:
-        core = self.core
-        if not core.active:
+        if not self.jobs.active:
             return
-        frame = core.sync.latest()
+        frame = self.camera.sync.latest()
         if frame is None or frame.stamp_ns <= self._last_stamp:
             return
         if self.keyframe is None:
@@ -99,30 +89,30 @@ class OdometryProducer:
             publish(st.T_odom_base, frame.stamp_ns)
             return
         if self._busy.is_set():
-            core.stats["vo_skipped"] += 1
+            self.counters["vo_skipped"] += 1
             return
         key = self.keyframe
         self._last_stamp = frame.stamp_ns
 
         def integrate(r: PoseResult) -> None:
-            if not core.active:
+            if not self.jobs.active:
                 return
             T = r.T_a_b
             if T is not None and r.distance_m is None:
                 T = None  # a unit direction has no scale: do not integrate it
             # the extrinsic at both stamps: a camera on a moving joint changes it between them
-            st = self.odom.update(frame.stamp_ns, T, core.extrinsic(key), core.extrinsic(frame))
+            st = self.odom.update(frame.stamp_ns, T, self.camera.extrinsic(key), self.camera.extrinsic(frame))
             if st is None:
-                core.stats["vo_failures"] += 1
-                core.log.warning(f"VO answer not usable: {r.reasons}", throttle_s=5.0, key="vo-unusable")
+                self.counters["vo_failures"] += 1
+                self.log.warning(f"VO answer not usable: {r.reasons}", throttle_s=5.0, key="vo-unusable")
                 return
             if not st.integrated:  # too short a baseline to measure: wait for the camera to move on
-                core.stats["vo_short_baseline"] += 1
+                self.counters["vo_short_baseline"] += 1
                 return
-            core.stats["vo_updates"] += 1
+            self.counters["vo_updates"] += 1
             if st.keyframe_stamp_ns == frame.stamp_ns:
                 self.keyframe = frame
             publish(st.T_odom_base, frame.stamp_ns)
 
-        core.run_in_background("vo", lambda p: p.pose(key, frame, True), 2.0 / self.settings.rate_hz + 1.0,
-                               self._busy, "vo_skipped", integrate)
+        work = Work("vo", lambda pipeline: pipeline.pose(key, frame, True))
+        self.jobs.in_background(work, 2.0 / self.settings.rate_hz + 1.0, self._busy, "vo_skipped", integrate)

@@ -36,11 +36,21 @@ class DeadlineExceeded(BackendError):
     """The work was dropped because its deadline passed before it ran."""
 
 
+class JobFuture(Future):
+    """A queued job's future: ``token`` stops the job (caller gone, node stopping), ``queue_s`` is
+    how long it waited in the queue before it ran."""
+
+    def __init__(self, token: CancelToken) -> None:
+        super().__init__()
+        self.token = token
+        self.queue_s = 0.0
+
+
 @dataclass(order=True)
 class _Job:
     seq: int
     fn: Callable[[], Any] = field(compare=False)
-    future: Future = field(compare=False)
+    future: JobFuture = field(compare=False)
     deadline: float = field(compare=False)
     submitted: float = field(compare=False)
     label: str = field(compare=False, default="")
@@ -63,18 +73,17 @@ class InferenceWorker:
         self._thread.start()
 
     def submit(self, fn: Callable[[], Any], timeout_s: float, label: str = "",
-               mergeable: Mergeable | None = None) -> Future:
+               mergeable: Mergeable | None = None) -> JobFuture:
         """Queue ``fn``; raise BackendBusy when full. ``timeout_s`` bounds the whole job: dropped if
         not started by then, stopped at its next batch boundary after it. ``future.token`` cancels it.
         With ``mergeable``, queued jobs of the same key run with it in one ``run_many`` call."""
         if self._stopped.is_set():
             raise BackendBusy("the inference worker is stopped")
-        fut: Future = Future()
         now = time.monotonic()
+        fut = JobFuture(CancelToken(now + timeout_s, label))
         with self._lock:
             self._seq += 1
-            job = _Job(self._seq, fn, fut, now + timeout_s, now, label, CancelToken(now + timeout_s, label), mergeable)
-        fut.token = job.token  # type: ignore[attr-defined]
+            job = _Job(self._seq, fn, fut, now + timeout_s, now, label, fut.token, mergeable)
         try:
             self._q.put_nowait(job)
         except queue.Full:
@@ -96,7 +105,7 @@ class InferenceWorker:
             job.future.set_exception(DeadlineExceeded(
                 f"dropped {job.label or 'job'} after waiting {waited:.2f}s in the queue (deadline passed)"))
             return False
-        job.future.queue_s = waited  # type: ignore[attr-defined]
+        job.future.queue_s = waited
         return True
 
     def _take_same_key(self, job: _Job) -> list[_Job]:

@@ -24,8 +24,8 @@ CameraStream = list[tuple[int, str, np.ndarray, CameraInfoData]]
 def feed(core: PerceptionCore, stream: CameraStream) -> None:
     """Each CameraInfo, then its image, as the camera callbacks would."""
     for stamp, frame_id, rgb, info in stream:
-        core.on_camera_info(stamp, info)
-        core.on_image(stamp, frame_id, lambda rgb=rgb: rgb)
+        core.camera.on_camera_info(stamp, info)
+        core.camera.on_image(stamp, frame_id, lambda rgb=rgb: rgb)
 
 
 def ground_truth_core(stream: CameraStream, bag: str = str(BAG_PATHS["mcap"]), vo: bool | OdometrySettings = False,

@@ -72,7 +72,7 @@ def test_quantitative_object_questions_are_answered_from_depth(gt_core, bag_trut
                 "What is the vertical distance between Region [0] and Region [1]?":
                     abs(np.median(a, 0)[1] - np.median(b, 0)[1])}
     for question, value in expected.items():
-        r = gt_core.object_query(FrameRef(), np.array(boxes, dtype=float), question)
+        r = gt_core.services.object_query(FrameRef(), np.array(boxes, dtype=float), question)
         assert r.result.answer is not None and r.result.answer.quantity_m is not None, (question, r.result.raw)
         # stride-2 sampling and the [0, 1000] box integers move the statistics a little
         assert r.result.answer.quantity_m == np.float64(round(r.result.answer.quantity_m, 2))

@@ -144,12 +144,12 @@ def test_concurrent_depth_requests_on_one_frame_reach_the_backend_as_one_batch(b
     assert core.activate()
     feed(core, bag_camera[:1])
     try:
-        assert core.worker is not None
-        release = _blocker(core.worker)
+        assert core.models.worker is not None
+        release = _blocker(core.models.worker)
         pixels = [np.array([[10.0 + 70 * k + 20 * j, 50.0 + j] for j in range(3)]) for k in range(8)]
         with ThreadPoolExecutor(8) as ex:
-            futs = [ex.submit(core.get_depth, FrameRef(), px, 0) for px in pixels]
-            assert wait_for(lambda: core.worker.queued() == 8)
+            futs = [ex.submit(core.services.get_depth, FrameRef(), px, 0) for px in pixels]
+            assert wait_for(lambda: core.models.worker.queued() == 8)
             release.set()
             replies = [f.result(10) for f in futs]
         assert all(r.code == StatusCode.OK for r in replies), [r.message for r in replies]
@@ -160,7 +160,7 @@ def test_concurrent_depth_requests_on_one_frame_reach_the_backend_as_one_batch(b
         firsts = [r.result.depth[0] for r in replies]
         assert firsts == sorted(firsts) and len(set(firsts)) == 8
         assert seen == ([24] if merge else [3] * 8)
-        assert core.worker.stats["merged"] == (7 if merge else 0)
+        assert core.models.worker.stats["merged"] == (7 if merge else 0)
     finally:
         core.cleanup()
 

@@ -52,15 +52,16 @@ def vo_path_length(policy: KeyframePolicy) -> tuple[float, int, dict]:
         assert core.vo is not None
         for k in range(int(RATE_HZ * SECONDS) + 1):
             stamp = round(k / RATE_HZ * 1e9)
-            core.on_camera_info(stamp, cam_info(cam))
-            core.on_image(stamp, "cam", lambda: image)
-            n = core.stats["vo_updates"] + core.stats["vo_short_baseline"] + core.stats["vo_failures"]
+            core.camera.on_camera_info(stamp, cam_info(cam))
+            core.camera.on_image(stamp, "cam", lambda: image)
+            c = core.counters
+            n = c["vo_updates"] + c["vo_short_baseline"] + c["vo_failures"]
             core.vo.tick(lambda T, s: published.append(T[:3, 3].copy()))
             deadline = time.monotonic() + 5
-            while k and core.stats["vo_updates"] + core.stats["vo_short_baseline"] + core.stats["vo_failures"] == n:
+            while k and c["vo_updates"] + c["vo_short_baseline"] + c["vo_failures"] == n:
                 assert time.monotonic() < deadline
                 time.sleep(0.001)
-        stats = {k: v for k, v in core.stats.items() if k.startswith("vo_")}
+        stats = {k: v for k, v in core.counters.items() if k.startswith("vo_")}
     finally:
         core.cleanup()
     p = np.array(published)

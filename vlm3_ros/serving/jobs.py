@@ -1,0 +1,129 @@
+"""Work for the models, as the services and the producers hand it to the one inference worker: a
+request's work waited for up to request_timeout_s (and stopped when its caller stops waiting), or
+a producer's work queued without waiting. Work that may merge with queued work of the same key
+(serving.merging) says how: per point (depth, correspondence) or identical (pose)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import partial
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from vlm3_ros.runtime.cancel import Cancelled
+from vlm3_ros.serving.log import Log
+from vlm3_ros.serving.merging import Mergeable, points_many, same_many
+from vlm3_ros.serving.model_host import ModelHost
+from vlm3_ros.serving.settings import ServingSettings
+from vlm3_ros.serving.status import NotReady
+from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded
+from vlm3_ros.tasks.pipeline import Pipeline
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Work(Generic[R]):
+    """``run(pipeline)``, named ``label``. With a ``merge_key``, identical work queued together
+    (same key) runs once and each caller gets its own copy."""
+
+    label: str
+    run: Callable[[Pipeline], R]
+    merge_key: Hashable | None = None
+
+    def alone(self, pipeline: Pipeline) -> Callable[[], R]:
+        return partial(self.run, pipeline)
+
+    def mergeable(self, pipeline: Pipeline) -> Mergeable | None:
+        if self.merge_key is None:
+            return None
+        return Mergeable(self.merge_key, None, same_many(partial(self.run, pipeline)), 1, pipeline.settings.max_points)
+
+
+@dataclass(frozen=True)
+class PointsWork(Generic[R]):
+    """``run(pipeline, pixels)`` on a request's ``pixels``, named ``label``. Work of the same
+    ``merge_key`` queued together runs as one call on all their pixels (up to the pipeline's
+    max_points), split back per request."""
+
+    label: str
+    merge_key: Hashable
+    pixels: np.ndarray
+    run: Callable[[Pipeline, np.ndarray], R]
+
+    def alone(self, pipeline: Pipeline) -> Callable[[], R]:
+        return partial(self.run, pipeline, self.pixels)
+
+    def mergeable(self, pipeline: Pipeline) -> Mergeable | None:
+        if len(self.pixels) < 1:  # an empty request runs alone and gets its own error
+            return None
+        run_many = points_many(partial(self.run, pipeline))
+        return Mergeable(self.merge_key, self.pixels, run_many, len(self.pixels), pipeline.settings.max_points)
+
+
+class JobRunner:
+    """Hands work to ``models``' worker: ``wait`` for a request, ``in_background`` for a producer.
+    ``counters`` is the core's shared dict (a producer's skipped ticks)."""
+
+    def __init__(self, models: ModelHost, log: Log, counters: dict[str, float]) -> None:
+        self.models = models
+        self.log = log
+        self.counters = counters
+        self.settings = ServingSettings()
+
+    @property
+    def active(self) -> bool:
+        return self.models.active
+
+    def wait(self, work: Work[R] | PointsWork[R]) -> R:
+        """Run ``work`` on the worker and wait, up to request_timeout_s; with merge_requests on,
+        it may run together with queued work of the same key. Its result carries its queue time."""
+        pipeline, worker = self.models.serving()
+        timeout = self.settings.request_timeout_s
+        merge = work.mergeable(pipeline) if self.settings.merge_requests else None
+        fut = worker.submit(work.alone(pipeline), timeout, work.label, merge)
+        try:
+            result = fut.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            # the job's own deadline stops it at its next batch boundary; make sure it does
+            fut.token.cancel(f"its caller stopped waiting after request_timeout_s={timeout}")
+            raise DeadlineExceeded(f"{work.label} did not finish within request_timeout_s={timeout}; the work was "
+                                   "stopped at its next batch boundary") from None
+        except Cancelled as e:
+            if not self.models.active:
+                raise NotReady(f"the node was deactivated while {work.label} ran: {e}") from None
+            raise
+        timings = getattr(result, "timings", None)
+        if timings is not None:
+            timings.queue_s = fut.queue_s
+        return result
+
+    def in_background(self, work: Work[R], timeout_s: float, busy: threading.Event, skipped: str,
+                      on_result: Callable[[R], None]) -> None:
+        """Queue a producer's ``work`` without waiting; one at a time per producer (``busy``); a
+        full queue or a failure skips this tick (counted in ``counters[skipped]``) instead of
+        piling up."""
+        try:
+            pipeline, worker = self.models.serving()
+            fut = worker.submit(work.alone(pipeline), timeout_s, work.label)
+        except (BackendBusy, NotReady):
+            self.counters[skipped] += 1
+            return
+        busy.set()
+
+        def done(f: concurrent.futures.Future) -> None:
+            busy.clear()
+            try:
+                r = f.result()
+            except Exception as e:
+                self.counters[skipped] += 1
+                self.log.warning(f"{work.label} skipped: {e}", throttle_s=5.0, key=f"skip-{work.label}")
+                return
+            on_result(r)
+
+        fut.add_done_callback(done)
