@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -347,3 +348,17 @@ def test_a_reply_carries_its_stages_and_diagnostics_export_them(gt_core, bag_cam
     values = gt_core.services.stats.values()
     for stage in ("queue", "unify", "parse"):
         assert values[f"stage_{stage}_p50_ms"] <= values[f"stage_{stage}_p95_ms"]
+
+
+def test_live_settings_reach_the_next_request(gt_core) -> None:
+    """apply_live: the next request reads the new limits, the point limit from the pipeline settings
+    it is given, the region limit from the serving settings."""
+    px = np.array([[320.0, 240.0]] * 3)
+    box = np.array([[1.0, 1.0, 20.0, 20.0]])
+    assert gt_core.services.get_depth(LATEST, px, 0).success
+    gt_core.apply_live(replace(gt_core.settings, max_regions=1), PipelineSettings(max_points=2))
+    r = gt_core.services.get_depth(LATEST, px, 0)
+    assert r.code == StatusCode.INVALID_REQUEST and "3 pixels requested; the maximum is 2" in r.message
+    r = gt_core.services.object_query(LATEST, np.repeat(box, 2, axis=0), "Region [0]?")
+    assert r.code == StatusCode.INVALID_REQUEST and "2 regions; the maximum is 1" in r.message
+    assert gt_core.services.get_depth(LATEST, px[:2], 0).success
