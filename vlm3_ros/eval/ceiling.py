@@ -11,59 +11,40 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from vlm3_ros.eval.dataset import Dataset
-from vlm3_ros.eval.runners import InProcessRunner
-from vlm3_ros.eval.scoring import CorrScore, DepthScore
-from vlm3_ros.geometry.trajectory import Trajectory
-from vlm3_ros.inference.ground_truth.backend import GroundTruthBackend
+from vlm3_ros.eval.runners import InProcessRunner, truth_backends
+from vlm3_ros.eval.scoring import evaluate
 from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
 
 # Below this the camera and the contract alone cost more than 1 % of delta1: the report warns.
 WARN_DELTA1 = 0.99
 
 
-class SequenceTruth:
-    """A loaded recording's depth images (by image stamp) and trajectory as a ground-truth source."""
-
-    def __init__(self, depth: dict[int, np.ndarray], trajectory: Trajectory | None) -> None:
-        self.depth, self.trajectory = depth, trajectory
-
-    def depth_z(self, stamp_ns: int) -> np.ndarray | None:
-        return self.depth.get(stamp_ns)
-
-    def pose(self, stamp_ns: int) -> np.ndarray | None:
-        if self.trajectory is None:
-            return None
-        try:
-            return self.trajectory.interpolate(stamp_ns * 1e-9)
-        except ValueError:
-            return None
-
-
-def truth_backends(ds: Dataset, tasks: list[str] | tuple[str, ...]) -> dict[str, GroundTruthBackend]:
-    """The ground-truth double answering ``tasks`` from the loaded recording's depth and poses."""
-    gt = GroundTruthBackend(SequenceTruth(ds.depth_images, ds.trajectory))
-    return {t: gt for t in tasks if t in ("depth", "pose", "corr")}
-
-
 def ceiling(ds: Dataset, settings: PipelineSettings, depth_type: str) -> dict[str, Any]:
-    """Depth and correspondence metrics of the ideal model on ``ds``'s own queries."""
+    """Depth and correspondence metrics of the ideal model on ``ds``'s own queries, scored as
+    the model's are."""
     if not ds.depth_images:
         return {}
-    runner = InProcessRunner(Pipeline(truth_backends(ds, ("depth", "corr")), settings), "ceiling")
+    ideal = InProcessRunner(Pipeline(truth_backends(ds, ("depth", "corr")), settings), "ceiling")
+    res = evaluate(Dataset(ds.name, ds.frames, depth=ds.depth, corr=ds.corr), ideal, depth_type, settings.unify["corr"])
     out: dict[str, Any] = {}
-    depth = DepthScore(depth_type)
-    for q in ds.depth:
-        depth.add(q, runner.depth(q.frame, q.pixels, depth_type))
-    s = depth.summary()
-    if s is not None:
-        out["depth"] = {"delta1": s["delta1_depthlm"], "abs_rel": s["abs_rel"], "n": s["n"]}
-    corr = CorrScore(settings.unify["corr"])
-    for q in ds.corr:
-        corr.add(q, runner.corr(q.frame_a, q.frame_b, q.pixels_a))
-    c = corr.summary()
-    if c is not None:
-        out["corr"] = {"epe": c["original_px"]["epe"], "pck@3": c["original_px"]["pck@3"]}
+    if "depth" in res:
+        d = res["depth"]
+        out["depth"] = {"delta1": d["delta1_depthlm"], "abs_rel": d["abs_rel"], "n": d["n"]}
+    if "corr" in res:
+        c = res["corr"]["original_px"]
+        out["corr"] = {"epe": c["epe"], "pck@3": c["pck@3"]}
     return out
+
+
+def add_ceiling(res: dict[str, Any], ceil: dict[str, Any]) -> None:
+    """Put the ideal model's figures beside the measured ones; warn when the camera and the
+    contract alone cost more than 1 % of depth delta1."""
+    for task in ("depth", "corr"):
+        if task in res and task in ceil:
+            res[task]["ceiling"] = ceil[task]
+    d = ceil.get("depth")
+    if d is not None and d["delta1"] < WARN_DELTA1:
+        res["notes"].append(f"the ideal model scores depth delta1 {d['delta1']:.3f} on this camera (ceiling below "
+                            f"{WARN_DELTA1}): the contract's unification and prompt integers cost this much here, "
+                            "whatever the model (docs/evaluation.md)")

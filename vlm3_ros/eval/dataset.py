@@ -31,7 +31,7 @@ from vlm3_ros.readers.labels import CorrLabels, DepthLabels, ObjectLabel, PoseLa
 @dataclass(frozen=True)
 class EvalOptions:
     tasks: tuple[str, ...] = ("depth", "pose", "corr")
-    points_per_frame: int = 32
+    points_per_frame: int = 32      # depth pixels per request: per bag frame; a label file's split into requests so
     margin_px: int = 16
     seed: int = 0
     depth_type: str = "z_depth"
@@ -324,14 +324,15 @@ def from_sequence(seq: SequenceData, opts: EvalOptions) -> Dataset:
 
 
 def from_labels(items: list[DepthLabels | PoseLabel | CorrLabels | ObjectLabel], name: str,
-                max_points: int) -> Dataset:
-    """The queries of a label file, as given (depth split into requests of ``max_points``)."""
+                points_per_request: int) -> Dataset:
+    """The queries of a label file, as given (an image's depth points split into requests of
+    ``points_per_request``: the evaluation asks label files and bags in requests of one size)."""
     ds = Dataset(name, len(items))
+    n = points_per_request
     for it in items:
         if isinstance(it, DepthLabels):
-            for start in range(0, len(it.pixels), max_points):
-                ds.depth.append(DepthQuery(it.frame, it.pixels[start:start + max_points],
-                                           it.depth[start:start + max_points]))
+            for start in range(0, len(it.pixels), n):
+                ds.depth.append(DepthQuery(it.frame, it.pixels[start:start + n], it.depth[start:start + n]))
         elif isinstance(it, PoseLabel):
             ds.pose.append(PoseQuery(it.frame_a, it.frame_b, it.T_a_b, it.metric))
         elif isinstance(it, CorrLabels):

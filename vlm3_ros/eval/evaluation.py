@@ -1,22 +1,24 @@
 """One evaluation run: load each bag or label file into its queries, ask them through a runner
-built from the node's own configuration, score, and assemble the report."""
+built from the node's own settings, score, and assemble the report."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlm3_ros.eval.ceiling import WARN_DELTA1, ceiling, truth_backends
+from vlm3_ros.contract.question import Backend
+from vlm3_ros.eval.ceiling import add_ceiling, ceiling
 from vlm3_ros.eval.dataset import Dataset, EvalOptions, from_labels, from_sequence, load_sequence
 from vlm3_ros.eval.report import versions
-from vlm3_ros.eval.runners import InProcessRunner, Runner
+from vlm3_ros.eval.runners import InProcessRunner, Runner, truth_backends
 from vlm3_ros.eval.scoring import evaluate, pooled
-from vlm3_ros.params.config import NodeConfig, build_config
-from vlm3_ros.params.mapping import odometry_policy, open_backends, pipeline_settings
+from vlm3_ros.inference.backend_registry import open_backends
+from vlm3_ros.inference.ground_truth.backend import GroundTruthConfig
+from vlm3_ros.params.node_settings import NodeSettings
 from vlm3_ros.readers.bag import BagError, BagTopics
 from vlm3_ros.readers.bag_contents import TopicRequest, resolve_topics
 from vlm3_ros.readers.labels import (
@@ -39,29 +41,33 @@ class Source:
     trajectory_file: Path | None = None     # ground-truth poses from a file, not the bag
 
 
-def config_for_source(cfg: NodeConfig, src: Source) -> NodeConfig:
-    """The ground-truth TEST DOUBLE answers from the bag being evaluated, read with the same
-    topics and frames; other backends as set."""
-    if cfg["backend"] == "ground_truth" and src.bag is not None and src.topics is not None:
-        t = src.topics
-        return build_config({**cfg.values, "ground_truth.bag": str(src.bag), "ground_truth.depth_topic": t.depth,
-                             "ground_truth.world_frame": t.world_frame, "ground_truth.camera_frame": t.camera_frame,
-                             "ground_truth.pose_topic": t.pose})
-    return cfg
+def in_process_runner(settings: NodeSettings, src: Source, ds: Dataset) -> InProcessRunner:
+    """The pipeline exactly as the node builds it from the same settings. The ground-truth TEST
+    DOUBLE answers from the recording being evaluated (where the poses live in a file the bag
+    does not name: from the loaded recording)."""
+    configs = backend_configs(settings, src)
+    backends: dict[str, Backend]
+    if settings.backend == "ground_truth" and src.trajectory_file is not None:
+        backends = dict(truth_backends(ds, settings.tasks))
+    else:
+        backends = open_backends(settings.backend, configs)
+    pipeline = Pipeline(backends, settings.pipeline)
+    return InProcessRunner(pipeline)
 
 
-def in_process_runner(cfg: NodeConfig, src: Source, ds: Dataset | None = None) -> InProcessRunner:
-    """The pipeline exactly as the node builds it from the same parameters."""
-    c = config_for_source(cfg, src)
-    if c["backend"] == "ground_truth" and src.trajectory_file is not None and ds is not None:
-        # the poses live in a file the bag does not name: the double answers from the loaded recording
-        return InProcessRunner(Pipeline(truth_backends(ds, c["enabled_tasks"]), pipeline_settings(c)))
-    return InProcessRunner(Pipeline(open_backends(c), pipeline_settings(c)))
+def backend_configs(settings: NodeSettings, src: Source) -> Mapping[str, Hashable]:
+    """Each task's backend configuration as set; the ground-truth TEST DOUBLE's reads the bag
+    being evaluated, with the same topics and frames."""
+    if settings.backend != "ground_truth" or src.bag is None or src.topics is None:
+        return settings.backends
+    t = src.topics
+    truth = GroundTruthConfig(bag=str(src.bag), depth_topic=t.depth, world_frame=t.world_frame,
+                              camera_frame=t.camera_frame, pose_topic=t.pose)
+    return {task: truth for task in settings.tasks}
 
 
 def load_datasets(bags: list[Path], labels: list[Path], request: TopicRequest, opts: EvalOptions,
-                  max_points: int, trajectory_file: Path | None = None,
-                  trajectory_format: str = "") -> list[tuple[Source, Dataset]]:
+                  trajectory_file: Path | None = None, trajectory_format: str = "") -> list[tuple[Source, Dataset]]:
     out: list[tuple[Source, Dataset]] = []
     for bag in bags:
         topics = resolve_topics(bag, request)
@@ -77,24 +83,23 @@ def load_datasets(bags: list[Path], labels: list[Path], request: TopicRequest, o
             items = read_depthlm_jsonl(lf, opts.max_frames)
         else:
             items = [read_vlm3_labels(lf)]
-        out.append((Source(), from_labels(items, lf.name, max_points)))
+        out.append((Source(), from_labels(items, lf.name, opts.points_per_frame)))
     return out
 
 
 RunnerFactory = Callable[[Source, Dataset], Runner]
 
 
-def run_evaluation(cfg: NodeConfig, bags: list[Path], labels: list[Path], request: TopicRequest, opts: EvalOptions,
-                   make_runner: RunnerFactory | None = None, show_progress: bool = True,
+def run_evaluation(settings: NodeSettings, bags: list[Path], labels: list[Path], request: TopicRequest,
+                   opts: EvalOptions, make_runner: RunnerFactory | None = None, show_progress: bool = True,
                    trajectory_file: Path | None = None, trajectory_format: str = "") -> dict[str, Any]:
     """The report (without the caller's own configuration section)."""
     from tqdm import tqdm
 
-    settings = pipeline_settings(cfg)
-    factory: RunnerFactory = make_runner or (lambda src, ds: in_process_runner(cfg, src, ds))
+    factory: RunnerFactory = make_runner or (lambda src, ds: in_process_runner(settings, src, ds))
+    pipeline = settings.pipeline
     results = []
-    for source, ds in load_datasets(bags, labels, request, opts, settings.max_points, trajectory_file,
-                                    trajectory_format):
+    for source, ds in load_datasets(bags, labels, request, opts, trajectory_file, trajectory_format):
         if not ds.calls():
             # every task asked for was skipped: a report of dashes would hide what to fix
             raise BagError(f"{ds.name}: nothing to score for --tasks {','.join(opts.tasks)}: "
@@ -102,27 +107,15 @@ def run_evaluation(cfg: NodeConfig, bags: list[Path], labels: list[Path], reques
         runner = factory(source, ds)
         with tqdm(total=ds.calls(), desc=ds.name, disable=not show_progress, unit="call") as bar:
             try:
-                res = evaluate(ds, runner, opts.depth_type, settings.unify["corr"], bar, odometry_policy(cfg))
+                res = evaluate(ds, runner, opts.depth_type, pipeline.unify["corr"], bar, settings.serving.vo.policy)
             finally:
                 runner.close()
         if "pose" in res and source.bag is not None:
             res["pose"].update(strides=list(opts.strides), min_baseline_m=opts.min_baseline_m)
-        add_ceiling(res, ceiling(ds, settings, opts.depth_type))
+        add_ceiling(res, ceiling(ds, pipeline, opts.depth_type))
         if source.topics is not None:
             res["topics"] = dataclasses.asdict(source.topics)
         results.append(res)
-    return {"options": dataclasses.asdict(opts), "parameters": dict(cfg.values), "versions": versions(),
+    return {"options": dataclasses.asdict(opts), "parameters": dict(settings.parameters), "versions": versions(),
             "sequences": results, "pooled": pooled(results)}
 
-
-def add_ceiling(res: dict[str, Any], ceil: dict[str, Any]) -> None:
-    """Put the ideal model's figures beside the measured ones; warn when the camera and the
-    contract alone cost more than 1 % of depth delta1."""
-    for task in ("depth", "corr"):
-        if task in res and task in ceil:
-            res[task]["ceiling"] = ceil[task]
-    d = ceil.get("depth")
-    if d is not None and d["delta1"] < WARN_DELTA1:
-        res["notes"].append(f"the ideal model scores depth delta1 {d['delta1']:.3f} on this camera (ceiling below "
-                            f"{WARN_DELTA1}): the contract's unification and prompt integers cost this much here, "
-                            "whatever the model (docs/evaluation.md)")

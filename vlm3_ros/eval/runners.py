@@ -1,6 +1,7 @@
 """Who answers an evaluation's queries: a typed protocol with two implementations that return the
 same result types, so scoring cannot tell them apart. :class:`InProcessRunner` runs the pipeline
-directly; vlm3_ros.ros.ros_runner.RosRunner asks a running node's services."""
+directly; vlm3_ros.ros.ros_runner.RosRunner asks a running node's services. :func:`truth_backends`
+is the ground-truth TEST DOUBLE answering from a loaded recording (the ceiling's ideal model)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from typing import Protocol
 
 import numpy as np
 
+from vlm3_ros.eval.dataset import Dataset
 from vlm3_ros.geometry.frame import Frame
+from vlm3_ros.geometry.trajectory import Trajectory
 from vlm3_ros.inference.backend_registry import close_backends
+from vlm3_ros.inference.ground_truth.backend import GroundTruthBackend
 from vlm3_ros.tasks.corr_task import CorrResult
 from vlm3_ros.tasks.depth_task import DepthResult
 from vlm3_ros.tasks.object_task import ObjectResult
@@ -52,3 +56,27 @@ class InProcessRunner:
 
     def close(self) -> None:
         close_backends(self.pipeline.backends)
+
+
+class SequenceTruth:
+    """A loaded recording's depth images (by image stamp) and trajectory as a ground-truth source."""
+
+    def __init__(self, depth: dict[int, np.ndarray], trajectory: Trajectory | None) -> None:
+        self.depth, self.trajectory = depth, trajectory
+
+    def depth_z(self, stamp_ns: int) -> np.ndarray | None:
+        return self.depth.get(stamp_ns)
+
+    def pose(self, stamp_ns: int) -> np.ndarray | None:
+        if self.trajectory is None:
+            return None
+        try:
+            return self.trajectory.interpolate(stamp_ns * 1e-9)
+        except ValueError:
+            return None
+
+
+def truth_backends(ds: Dataset, tasks: list[str] | tuple[str, ...]) -> dict[str, GroundTruthBackend]:
+    """The ground-truth double answering ``tasks`` from the loaded recording's depth and poses."""
+    gt = GroundTruthBackend(SequenceTruth(ds.depth_images, ds.trajectory))
+    return {t: gt for t in tasks if t in ("depth", "pose", "corr")}

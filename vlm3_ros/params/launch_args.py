@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlm3_ros.inference.backend_registry import BACKENDS
 from vlm3_ros.params.config import typed_value
-from vlm3_ros.params.table import NODE_NAME
+from vlm3_ros.params.table import NODE_NAME, choices
 from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 
@@ -28,11 +29,12 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("use_compressed", "", "true: subscribe to <image_topic>/compressed", "use_compressed"),
     LaunchArg("camera_frame", "", "camera optical frame for the TF extrinsic (default: the image's frame_id)",
               "camera_frame"),
-    LaunchArg("backend", "", "transformers | remote | ground_truth (TEST DOUBLE)", "backend"),
+    LaunchArg("backend", "", " | ".join(f"{k} (TEST DOUBLE)" if BACKENDS[k].test_double else k
+                                        for k in choices("backend")), "backend"),
     LaunchArg("enabled_tasks", "", f"comma-separated tasks to serve ({','.join(TASK_NAMES)})", "enabled_tasks"),
     *(LaunchArg(s.launch_arg, "", f"{s.checkpoint} checkpoint directory", s.model_param) for s in TASKS.values()),
     LaunchArg("device", "", "cpu | cuda | cuda:N | auto", "model.device"),
-    LaunchArg("dtype", "", "auto | bfloat16 | float16 | float32", "model.dtype"),
+    LaunchArg("dtype", "", " | ".join(choices("model.dtype")), "model.dtype"),
     LaunchArg("remote_url", "", "OpenAI-compatible server of every task (backend remote)", "remote.url"),
     *(LaunchArg(f"{s.name}_url", "", f"server of the {s.name} task (backend remote)", f"remote.{s.name}_url")
       for s in TASKS.values()),

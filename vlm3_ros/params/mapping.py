@@ -1,12 +1,16 @@
-"""Parameters -> the objects they configure, in one place: the tasks' pipeline settings, each
-task's backend configuration and the serving core's settings. The node, ``vlm3-ros eval`` and
-the benchmarks all build from here, so an evaluation scores exactly what the robot runs."""
+"""Parameters -> the objects they configure, in one place: :func:`node_settings` builds the node's
+one settings object (vlm3_ros.params.node_settings.NodeSettings) from the validated configuration:
+the tasks' pipeline settings, each task's backend configuration, the serving core's settings and
+the ROS shell's camera subscription. The node, ``vlm3-ros eval``, the tools and the benchmarks all
+build from here, so an evaluation scores exactly what the robot runs."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Hashable
 from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
 
 from vlm3_ros.contract.prompts import PromptError, PromptSet
 from vlm3_ros.contract.question import Backend
@@ -15,7 +19,8 @@ from vlm3_ros.inference.backend_registry import open_backends as open_registered
 from vlm3_ros.inference.ground_truth.backend import GroundTruthConfig
 from vlm3_ros.inference.local import LocalModelConfig
 from vlm3_ros.inference.remote import RemoteConfig
-from vlm3_ros.params.config import ConfigError, NodeConfig
+from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
+from vlm3_ros.params.node_settings import CameraSubscription, NodeSettings
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings, SparseDepthSettings
 from vlm3_ros.tasks.pipeline import PipelineSettings
 from vlm3_ros.tasks.task_registry import TASKS
@@ -86,9 +91,9 @@ def backend_configs(cfg: NodeConfig) -> dict[str, Hashable]:
     return {task: backend_config(cfg, task) for task in cfg.tasks}
 
 
-def open_backends(cfg: NodeConfig) -> dict[str, Backend]:
+def open_backends(settings: NodeSettings) -> dict[str, Backend]:
     """One backend per enabled task (loads models: slow)."""
-    return open_registered(cfg["backend"], backend_configs(cfg))
+    return open_registered(settings.backend, settings.backends)
 
 
 def odometry_policy(cfg: NodeConfig) -> KeyframePolicy:
@@ -117,3 +122,27 @@ def serving_settings(cfg: NodeConfig) -> ServingSettings:
                            max_question_chars=cfg["max_question_chars"], queue_size=cfg["inference_queue_size"],
                            merge_requests=cfg["merge_requests"],
                            request_timeout_s=cfg["request_timeout_s"], sparse=sparse, vo=vo)
+
+
+def node_settings(cfg: NodeConfig) -> NodeSettings:
+    """The node's settings from the validated configuration (the prompts file is read here, once)."""
+    camera = CameraSubscription(use_compressed=cfg["use_compressed"], reliable=cfg["qos_reliability"] == "reliable",
+                                depth=cfg["qos_depth"])
+    return NodeSettings(backend=cfg["backend"], backends=MappingProxyType(backend_configs(cfg)),
+                        pipeline=pipeline_settings(cfg), serving=serving_settings(cfg), camera=camera,
+                        parameters=MappingProxyType(dict(cfg.values)), notes=tuple(cfg.notes()))
+
+
+def settings_from(values: dict[str, Any], require_backend: bool = True) -> NodeSettings:
+    """Parameter values (defaults for the rest) -> validated -> the node's settings; ConfigError names
+    what is wrong. ``require_backend=False``: see vlm3_ros.params.config.build_config."""
+    return node_settings(build_config(values, require_backend))
+
+
+def with_live_changes(settings: NodeSettings, cfg: NodeConfig) -> NodeSettings:
+    """``settings`` with the parameters a running node applies at once (table.LIVE) taken from
+    ``cfg``: the serving core's settings and the pipeline's point limit; the rest stays as
+    configured (the prompts file is not read again)."""
+    return replace(settings, serving=serving_settings(cfg),
+                   pipeline=replace(settings.pipeline, max_points=cfg["max_points_per_request"]),
+                   parameters=MappingProxyType(dict(cfg.values)))

@@ -84,9 +84,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("model.engine_mode", "engine", "engine (shared image prefix, batched) or naive (one generate per question)",
        choices=("engine", "naive")),
     _P("model.batch_size", 32, "questions per batched generate in engine mode", 1, 1024),
-    _P("model.decode_graph", "cuda", "engine answer steps: cuda (fixed shapes, captured as a CUDA graph on a CUDA "
-       "device, static steps elsewhere; 2.2x faster per 64-point frame on an H200, docs/engine.md), static (fixed "
-       "shapes, fewer operations per step, never captured) or off (the cache grows step by step)",
+    _P("model.decode_graph", "cuda", "engine answer steps: cuda (fixed shapes, each step replayed as one captured "
+       "CUDA graph on a CUDA device, static steps elsewhere), static (fixed shapes, fewer operations per step, never "
+       "captured) or off (the cache grows step by step)",
        choices=("off", "static", "cuda")),
     _P("model.graph_slots", 2, "decode_graph cuda: captured answer steps kept for later batches of the same shape "
        "(each holds its batch's own keys/values: rows x (question + answer tokens) x layers); 0 = capture per batch",
@@ -171,6 +171,15 @@ LIVE: frozenset[str] = frozenset({
     "max_points_per_request", "max_regions_per_request", "max_question_chars", "request_timeout_s",
     "camera_timeout_s", "vo.position_stddev_m", "vo.rotation_stddev_deg", "vo.publish_tf",
 })
+
+
+def choices(name: str) -> tuple[str, ...]:
+    """The values parameter ``name`` accepts, for every list of them outside this table (launch
+    arguments, command-line flags, help texts)."""
+    found = SPECS[name].choices
+    if found is None:
+        raise KeyError(f"parameter {name!r} takes any value, it has no choices")
+    return found
 
 
 def parameters_help(program: str) -> str:

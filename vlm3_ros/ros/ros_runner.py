@@ -25,7 +25,7 @@ from vlm3_ros.geometry import pose as P
 from vlm3_ros.geometry.camera import CameraInfoData
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
-from vlm3_ros.params.config import NodeConfig
+from vlm3_ros.params.node_settings import NodeSettings
 from vlm3_ros.readers.bag_contents import TopicRequest
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.client import PerceptionClient
@@ -159,7 +159,7 @@ class RosRunner:
         self.node.destroy_node()
 
 
-def evaluate_through_ros(cfg: NodeConfig, bags: list[Path], labels: list[Path], request: TopicRequest,
+def evaluate_through_ros(settings: NodeSettings, bags: list[Path], labels: list[Path], request: TopicRequest,
                          opts: EvalOptions, target: str, image_topic: str, info_topic: str,
                          show_progress: bool = True, trajectory_file: Path | None = None,
                          trajectory_format: str = "") -> dict[str, Any]:
@@ -171,7 +171,7 @@ def evaluate_through_ros(cfg: NodeConfig, bags: list[Path], labels: list[Path], 
     if own:
         rclpy.init()
     try:
-        return run_evaluation(cfg, bags, labels, request, opts,
+        return run_evaluation(settings, bags, labels, request, opts,
                               lambda src, ds: RosRunner(dataset_frames(ds), target, image_topic, info_topic),
                               show_progress, trajectory_file, trajectory_format)
     finally:

@@ -37,8 +37,7 @@ def default_dir() -> Path:
 
 def export_recipe_data(out: Path) -> Path:
     from vlm3_ros.eval.dataset import EvalOptions
-    from vlm3_ros.params.config import build_config
-    from vlm3_ros.params.mapping import pipeline_settings
+    from vlm3_ros.params.mapping import settings_from
     from vlm3_ros.training import toy
     from vlm3_ros.training.export import ExportOptions, export_bags
 
@@ -46,7 +45,7 @@ def export_recipe_data(out: Path) -> Path:
     opts = ExportOptions(EvalOptions(tasks=tuple(e["tasks"]), points_per_frame=e["points_per_frame"],
                                      corr_points=e["corr_points"], object_questions=e["object_questions"],
                                      seed=e["seed"]), val_fraction=e["val_fraction"])
-    export_bags([toy.bag()], out, pipeline_settings(build_config({}, require_backend=False)), opts,
+    export_bags([toy.bag()], out, settings_from({}, require_backend=False).pipeline, opts,
                 show_progress=False)
     return out
 

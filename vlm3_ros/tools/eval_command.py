@@ -23,17 +23,21 @@ from typing import Any
 from vlm3_ros.eval.dataset import EvalOptions
 from vlm3_ros.eval.evaluation import run_evaluation
 from vlm3_ros.eval.report import write_report
+from vlm3_ros.geometry.backproject import DEPTH_TYPES
 from vlm3_ros.geometry.camera import CameraModelError
 from vlm3_ros.geometry.tf_tree import TfError
 from vlm3_ros.geometry.unify import UnifyError
-from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
+from vlm3_ros.params.config import ConfigError
 from vlm3_ros.params.files import load_values
+from vlm3_ros.params.mapping import settings_from
+from vlm3_ros.params.node_settings import NodeSettings
+from vlm3_ros.params.table import choices
 from vlm3_ros.readers.bag import BagError
 from vlm3_ros.readers.bag_contents import TopicRequest
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.readers.labels import LabelError
 from vlm3_ros.readers.trajectory_file import TrajectoryFileError
-from vlm3_ros.tasks.task_registry import TASKS
+from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,19 +52,19 @@ def parser() -> argparse.ArgumentParser:
                    help="published label files instead of bags: DepthLM *.jsonl, VLM3 *_labels.json, "
                         "SpatialRGPT-Bench question files (.json/.jsonl; object task)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output directory (default eval_out)")
-    p.add_argument("--backend", default=None, help="shorthand for backend:=NAME (transformers, remote, ground_truth)")
+    p.add_argument("--backend", choices=choices("backend"), default=None, help="shorthand for backend:=NAME")
     p.add_argument("--model", action="append", default=[], metavar="TASK=PATH",
                    help="shorthand for model.TASK_path:=PATH, e.g. depth=/models/VLM3-depth (repeat); "
                         "'all=PATH' for one model")
     p.add_argument("--device", default=None, help="shorthand for model.device:=...")
-    p.add_argument("--dtype", default=None, help="shorthand for model.dtype:=...")
+    p.add_argument("--dtype", choices=choices("model.dtype"), default=None, help="shorthand for model.dtype:=...")
     p.add_argument("--remote-url", default=None, help="shorthand for remote.url:=...")
-    p.add_argument("--model-depth-type", choices=("z_depth", "range"), default=None,
+    p.add_argument("--model-depth-type", choices=choices("model.depth_type"), default=None,
                    help="shorthand for model.depth_type:=... (what the depth checkpoint's number means)")
     p.add_argument("--max-new-tokens", type=int, default=0,
                    help="shorthand: every task's max_new_tokens.TASK:=N")
     p.add_argument("--tasks", default=None,
-                   help="comma-separated: depth,pose,corr,object (default depth,pose,corr; object added when a "
+                   help=f"comma-separated: {','.join(TASK_NAMES)} (default depth,pose,corr; object added when a "
                         "label file holds SpatialRGPT-Bench questions; on a bag, object asks region questions "
                         "on sampled boxes, measured on the depth)")
     p.add_argument("--points-per-frame", type=int, default=32)
@@ -69,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
                    help="with --tasks ...,object on a bag: region questions per frame")
     p.add_argument("--margin", type=int, default=16, help="border margin for sampled pixels")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--depth-type", choices=("z_depth", "range"), default="z_depth",
+    p.add_argument("--depth-type", choices=DEPTH_TYPES, default="z_depth",
                    help="what the queries ask and ground truth is compared as")
     p.add_argument("--strides", default="1,2,4", help="frame-pair strides for pose and correspondence")
     p.add_argument("--min-baseline", type=float, default=0.02, help="minimum pair baseline in metres")
@@ -98,9 +102,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def node_config(a: argparse.Namespace, overrides: list[str], tasks: tuple[str, ...]) -> NodeConfig:
-    """The node's configuration: params file, then NAME:=VALUE overrides, then the shorthand
-    flags; what only the node's own outputs need (VO, the sparse cloud) follows the tasks."""
+def node_settings(a: argparse.Namespace, overrides: list[str], tasks: tuple[str, ...]) -> NodeSettings:
+    """The node's settings: params file, then NAME:=VALUE overrides, then the shorthand flags;
+    what only the node's own outputs need (VO, the sparse cloud) follows the tasks. The requests
+    asked must fit the node's point limit."""
     values: dict[str, Any] = load_values(a.params_file, overrides)
     shorthand = {"backend": a.backend, "model.device": a.device, "model.dtype": a.dtype,
                  "remote.url": a.remote_url, "model.depth_type": a.model_depth_type}
@@ -117,15 +122,15 @@ def node_config(a: argparse.Namespace, overrides: list[str], tasks: tuple[str, .
     values["vo.enabled"] = "pose" in tasks
     values["sparse_depth.rate_hz"] = 0.0
     if values.get("backend") == "ground_truth":
-        values.setdefault("ground_truth.bag", "-")  # set per evaluated bag (eval.run.config_for_source)
-    cfg = build_config(values, require_backend=not a.through_ros)
-    limit = cfg["max_points_per_request"]
+        values.setdefault("ground_truth.bag", "-")  # set per evaluated bag (eval.evaluation.backend_configs)
+    settings = settings_from(values, require_backend=not a.through_ros)
+    limit = settings.pipeline.max_points
     checks = (("--points-per-frame", a.points_per_frame, "depth"), ("--corr-points", a.corr_points, "corr"))
     for flag, n, task in checks:
         if task in tasks and n > limit:
             raise ConfigError(f"{flag} {n} exceeds max_points_per_request={limit}, the most the node accepts; "
                               f"lower it or raise the limit (max_points_per_request:={n})")
-    return cfg
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,11 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         is_spatialrgpt_bench(lf) or "spatialrgpt" in lf.name) for lf in a.labels) else "")
     tasks = tuple(t for t in (a.tasks or default).split(",") if t)
     try:
-        cfg = node_config(a, overrides, tasks)
+        settings = node_settings(a, overrides, tasks)
     except ConfigError as e:
         print(f"vlm3-ros eval: {e}", file=sys.stderr)
         return 2
-    if a.labels and cfg["backend"] == "ground_truth":
+    if a.labels and settings.backend == "ground_truth":
         print("vlm3-ros eval: the ground-truth backend needs a bag; label files need a model backend", file=sys.stderr)
         return 2
     request = TopicRequest(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic,
@@ -160,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         if a.through_ros:
             from vlm3_ros.ros.ros_runner import evaluate_through_ros
 
-            report = evaluate_through_ros(cfg, bags, a.labels, request, opts, a.node, a.node_image_topic,
+            report = evaluate_through_ros(settings, bags, a.labels, request, opts, a.node, a.node_image_topic,
                                           a.node_camera_info_topic, not a.no_progress, a.trajectory,
                                           a.trajectory_format)
             backend = f"through-ros:{a.node}"
         else:
-            report = run_evaluation(cfg, bags, a.labels, request, opts, show_progress=not a.no_progress,
+            report = run_evaluation(settings, bags, a.labels, request, opts, show_progress=not a.no_progress,
                                     trajectory_file=a.trajectory, trajectory_format=a.trajectory_format)
-            backend = cfg["backend"]
+            backend = settings.backend
     except (BagError, LabelError, ConfigError, TrajectoryFileError, ImageDecodeError, CameraModelError, UnifyError,
             TfError, OSError) as e:
         # what the user gave cannot be read as asked: one line that says what, no traceback

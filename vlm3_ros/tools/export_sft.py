@@ -26,9 +26,9 @@ from vlm3_ros.eval.dataset import EvalOptions
 from vlm3_ros.geometry.camera import CameraModelError
 from vlm3_ros.geometry.tf_tree import TfError
 from vlm3_ros.geometry.unify import UnifyError
-from vlm3_ros.params.config import ConfigError, build_config
+from vlm3_ros.params.config import ConfigError
 from vlm3_ros.params.files import load_values
-from vlm3_ros.params.mapping import pipeline_settings
+from vlm3_ros.params.mapping import settings_from
 from vlm3_ros.readers.bag import BagError
 from vlm3_ros.readers.bag_contents import TopicRequest
 from vlm3_ros.readers.image_codec import ImageDecodeError
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [x for x in a.inputs if ":=" in x]
     tasks = tuple(t for t in a.tasks.split(",") if t)
     try:
-        cfg = build_config(load_values(a.params_file, overrides), require_backend=False)
+        settings = settings_from(load_values(a.params_file, overrides), require_backend=False)
         sampling = EvalOptions(tasks=tasks, points_per_frame=a.points_per_frame, margin_px=a.margin, seed=a.seed,
                                strides=tuple(int(s) for s in a.strides.split(",")), min_baseline_m=a.min_baseline,
                                corr_points=a.corr_points, max_frames=a.max_frames,
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         opts.validate()
         request = TopicRequest(image=a.image_topic, camera_info=a.camera_info_topic, depth=a.depth_topic,
                                pose=a.pose_topic, world_frame=a.world_frame, camera_frame=a.camera_frame)
-        summary = export_bags(bags, a.out, pipeline_settings(cfg), opts, request, show_progress=not a.no_progress)
+        summary = export_bags(bags, a.out, settings.pipeline, opts, request, show_progress=not a.no_progress)
     except (ConfigError, ValueError, BagError, ImageDecodeError, CameraModelError, UnifyError, TfError, OSError) as e:
         print(f"vlm3-ros export-sft: {e}", file=sys.stderr)
         return 2

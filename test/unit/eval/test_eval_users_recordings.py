@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vlm3_ros.eval.ceiling import WARN_DELTA1
-from vlm3_ros.eval.evaluation import add_ceiling
+from vlm3_ros.eval.ceiling import WARN_DELTA1, add_ceiling
 from vlm3_ros.geometry.pose import matrix_to_quat_xyzw
 from vlm3_ros.readers.tum import TumSequence
 from vlm3_ros.testing.recordings import STYLES
