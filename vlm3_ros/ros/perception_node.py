@@ -41,7 +41,8 @@ from visualization_msgs.msg import MarkerArray
 from vlm3_ros.geometry.backproject import pack_points
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.params import mapping
-from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
+from vlm3_ros.params.config import ConfigError, build_config
+from vlm3_ros.params.node_settings import NodeSettings
 from vlm3_ros.params.table import NODE_NAME, parameters_help
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.ros import conversions as cv
@@ -61,7 +62,7 @@ class PerceptionNode(LifecycleNode):
         parameters.declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.core = PerceptionCore(Log(self.get_logger()))
-        self.cfg: NodeConfig | None = None
+        self.settings: NodeSettings | None = None
         self._subs: list[Any] = []
         self._timers: list[Any] = []
         self._camera_cb = MutuallyExclusiveCallbackGroup()
@@ -106,38 +107,32 @@ class PerceptionNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            cfg = build_config(parameters.read_all(self))
-            pipeline = mapping.pipeline_settings(cfg)
+            s = self.settings = mapping.node_settings(build_config(parameters.read_all(self)))
         except ConfigError as e:
             self.core.fail_configure(f"invalid parameters: {e}")
             return TransitionCallbackReturn.FAILURE
-        self.cfg = cfg
-        for note in cfg.notes():
+        for note in s.notes:
             self.get_logger().info(note)
-        if not self.core.configure(mapping.serving_settings(cfg), pipeline, lambda: mapping.open_backends(cfg)):
-            self.cfg = None  # still unconfigured: every parameter may be fixed before the next try
+        if not self.core.configure(s.serving, s.pipeline, lambda: mapping.open_backends(s)):
+            self.settings = None  # still unconfigured: every parameter may be fixed before the next try
             return TransitionCallbackReturn.FAILURE
-        self.get_logger().info(f"configured: backend={cfg['backend']} tasks={list(cfg.tasks)} "
-                               f"camera={cfg['image_topic']} (+ {cfg['camera_info_topic']})")
+        self.get_logger().info(f"configured: backend={s.backend} tasks={list(s.tasks)} "
+                               f"camera={s.serving.image_topic} (+ {s.serving.camera_info_topic})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        assert self.cfg is not None
+        assert self.settings is not None
         if not self.core.activate():
             return TransitionCallbackReturn.FAILURE
-        cfg = self.cfg
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg["qos_depth"],
-                         reliability=(ReliabilityPolicy.BEST_EFFORT if cfg["qos_reliability"] == "best_effort"
-                                      else ReliabilityPolicy.RELIABLE))
-        if cfg["use_compressed"]:
-            self._subs.append(self.create_subscription(CompressedImage, cfg["image_topic"] + "/compressed",
-                                                       self._on_compressed, qos, callback_group=self._camera_cb))
-        else:
-            self._subs.append(self.create_subscription(Image, cfg["image_topic"], self._on_image, qos,
-                                                       callback_group=self._camera_cb))
-        self._subs.append(self.create_subscription(CameraInfo, cfg["camera_info_topic"], self._on_info, qos,
+        s, cam = self.settings.serving, self.settings.camera
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cam.depth,
+                         reliability=ReliabilityPolicy.RELIABLE if cam.reliable else ReliabilityPolicy.BEST_EFFORT)
+        image = ((CompressedImage, s.image_topic + "/compressed", self._on_compressed) if cam.use_compressed
+                 else (Image, s.image_topic, self._on_image))
+        self._subs.append(self.create_subscription(*image, qos, callback_group=self._camera_cb))
+        self._subs.append(self.create_subscription(CameraInfo, s.camera_info_topic, self._on_info, qos,
                                                    callback_group=self._camera_cb))
-        if cfg["vo.use_tf_static"]:
+        if s.vo.use_tf_static:
             # tf2's QoS: /tf_static latched (transient local), /tf a deep reliable history
             static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                     reliability=ReliabilityPolicy.RELIABLE)
@@ -147,11 +142,10 @@ class PerceptionNode(LifecycleNode):
                                                        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
                                                        callback_group=self._camera_cb))
         if self.core.sparse is not None:
-            self._timers.append(self.create_timer(1.0 / cfg["sparse_depth.rate_hz"], self._sparse_tick,
+            self._timers.append(self.create_timer(1.0 / s.sparse.rate_hz, self._sparse_tick,
                                                   callback_group=self._timer_cb))
         if self.core.vo is not None:
-            self._timers.append(self.create_timer(1.0 / cfg["vo.rate_hz"], self._vo_tick,
-                                                  callback_group=self._vo_cb))
+            self._timers.append(self.create_timer(1.0 / s.vo.rate_hz, self._vo_tick, callback_group=self._vo_cb))
         self.get_logger().info("active")
         return super().on_activate(state)
 
@@ -163,7 +157,7 @@ class PerceptionNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()
         self.core.cleanup()
-        self.cfg = None
+        self.settings = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -182,10 +176,10 @@ class PerceptionNode(LifecycleNode):
         self.core.deactivate()
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        result, live = parameters.check_changes(params, parameters.read_all(self), self.cfg is not None)
-        if live is not None:  # configured: the accepted changes are LIVE ones, applied now
-            self.cfg = live
-            self.core.apply_live(mapping.serving_settings(live), live["max_points_per_request"])
+        result, live = parameters.check_changes(params, parameters.read_all(self), self.settings is not None)
+        if live is not None and self.settings is not None:  # configured: the accepted LIVE changes, applied now
+            s = self.settings = mapping.with_live_changes(self.settings, live)
+            self.core.apply_live(s.serving, s.pipeline)
             self.get_logger().info("applied " + ", ".join(f"{p.name}={p.value}" for p in params))
         return result
 
@@ -249,17 +243,16 @@ class PerceptionNode(LifecycleNode):
             self.core.vo.tick(self._publish_odom)
 
     def _publish_odom(self, T: np.ndarray, stamp: int) -> None:
-        assert self.cfg is not None
-        cfg = self.cfg
-        odom = cv.odometry_msg(T, stamp, cfg["vo.odom_frame"], cfg["vo.base_frame"], cfg["vo.position_stddev_m"],
-                               cfg["vo.rotation_stddev_deg"])
-        if cfg["vo.publish_tf"]:
+        assert self.settings is not None
+        vo = self.settings.serving.vo
+        odom = cv.odometry_msg(T, stamp, vo.odom_frame, vo.base_frame, vo.position_stddev_m, vo.rotation_stddev_deg)
+        if vo.publish_tf:
             self.pub_tf.publish(TFMessage(transforms=[TransformStamped(
                 header=odom.header, child_frame_id=odom.child_frame_id, transform=cv.transform_msg(T))]))
         self.pub_odom.publish(odom)
         self._path.append(T[:3, 3].copy())
         if self.pub_markers.get_subscription_count() > 0:
-            self.pub_markers.publish(MarkerArray(markers=[markers.path(list(self._path), stamp, cfg["vo.odom_frame"])]))
+            self.pub_markers.publish(MarkerArray(markers=[markers.path(list(self._path), stamp, vo.odom_frame)]))
 
     def _diagnostics(self) -> None:
         topic = str(self.get_parameter("image_topic").value)  # known even when configure failed
