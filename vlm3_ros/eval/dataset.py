@@ -31,7 +31,7 @@ from vlm3_ros.readers.labels import CorrLabels, DepthLabels, ObjectLabel, PoseLa
 @dataclass(frozen=True)
 class EvalOptions:
     tasks: tuple[str, ...] = ("depth", "pose", "corr")
-    points_per_frame: int = 32      # depth pixels per request: per bag frame; a label file's split into requests so
+    points_per_frame: int = 32      # depth pixels per request: sampled per bag frame, a label file's split so
     margin_px: int = 16
     seed: int = 0
     depth_type: str = "z_depth"
