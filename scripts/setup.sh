@@ -9,9 +9,10 @@ Usage: scripts/setup.sh [--distro kilted|jazzy|core] [--python PYTHON] [--no-dem
                         [--packages-only] [--help]
 
   Creates the virtual environment, installs the pinned ROS 2 wheels of the chosen distro (or uses
-  a sourced ROS 2 install) and the Python dependencies, builds tf2_msgs into the environment when
-  it is missing, builds vlm3_ros with colcon, makes the offline tokenizer and tiny checkpoint under
-  .cache/vlm3_ros/, and runs the demo.
+  a sourced ROS 2 install) and the Python dependencies (with the wheels: also the ros2 launch and
+  CLI test tools of third_party/ros2-python/), builds tf2_msgs (and composition_interfaces) into the
+  environment when missing, builds vlm3_ros with colcon, makes the offline tokenizer and tiny
+  checkpoint under .cache/vlm3_ros/, and runs the demo.
 
   --distro D    ROS 2 from wheels: kilted (default, the newest with wheels; CPython 3.11, .venv/
                 and .ws/) or jazzy (CPython 3.12, .venv-jazzy/ and .ws-jazzy/); or core: no ROS 2,
@@ -131,11 +132,24 @@ if [ "$build_only" = 0 ]; then
     "$venv/bin/python" "$root/scripts/system_constraints.py" > "$venv/system-constraints.txt"
     pip_extra=(-c "$venv/system-constraints.txt")
   fi
+  # Test tooling of the wheel distros: ROS 2's launch, launch_ros, ros2launch, ros2cli and its verbs
+  # (lifecycle, param, service, topic, ...), built unchanged from upstream (third_party/ros2-python/,
+  # no registry has them), so the tests run `ros2 launch` and the `ros2` commands a user types. An
+  # apt-installed ROS 2 has the real ones; a wheels-only user keeps `vlm3-ros bringup`.
+  tool_wheels=()
+  if [ "$system_ros" = 0 ] && [ "$distro" != core ]; then
+    reqs+=(requirements/ros2-tools.txt)
+    tool_wheels=("$root/third_party/ros2-python/${distro}/"*.whl)
+  fi
   stamp="$venv/.vlm3_ros_requirements"
-  want="$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
+  want="$({ cat "${reqs[@]}"; [ "${#tool_wheels[@]}" = 0 ] || printf '%s\n' "${tool_wheels[@]##*/}"; } | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing pinned packages (${reqs[*]})"
     "$venv/bin/python" -m pip install -qq --disable-pip-version-check "${pip_extra[@]}" "${reqs[@]/#/-r}"
+    if [ "${#tool_wheels[@]}" -gt 0 ]; then
+      log "installing the ros2 launch/CLI test tools (third_party/ros2-python/${distro})"
+      "$venv/bin/python" -m pip install -qq --disable-pip-version-check --no-deps "${tool_wheels[@]}"
+    fi
     if [ "$distro" = core ]; then
       # setup.py: the pure core and the command line without a ROS build, as on Humble/JetPack.
       "$venv/bin/python" -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -172,20 +186,33 @@ if [ "$distro" = core ]; then
   exit 0
 fi
 
-# 5. tf2_msgs: no wheel exists; build it from its definition into the environment's prefix.
+# 5. Interface packages no wheel has, built from their definitions into the environment's prefix:
+#    tf2_msgs (the node publishes /tf), and in wheel mode composition_interfaces (launch_ros imports
+#    it; the ros2 launch test tooling of step 3).
+interface_src=()
 if ! python -c 'import tf2_msgs.msg' >/dev/null 2>&1; then
   if [ "$system_ros" = 1 ]; then
     echo "setup.sh: the sourced ROS 2 has no tf2_msgs; install ros-${ROS_DISTRO}-tf2-msgs" >&2; exit 1
   fi
-  log "building tf2_msgs into $venv"
-  tfws="$venv/.tf2_msgs_ws"
-  rm -rf "$tfws"; mkdir -p "$tfws/src"
-  cp -r "$root/scripts/interfaces/tf2_msgs" "$tfws/src/"
-  (cd "$tfws" && colcon --log-base log build --merge-install --install-base "$venv" \
+  interface_src+=("$root/scripts/interfaces/tf2_msgs")
+fi
+if [ "$system_ros" = 0 ] && ! python -c 'import composition_interfaces.srv' >/dev/null 2>&1; then
+  interface_src+=("$root/third_party/ros2-python/interfaces/composition_interfaces")
+fi
+if [ "${#interface_src[@]}" -gt 0 ]; then
+  log "building ${interface_src[*]##*/} into $venv"
+  ifws="$venv/.interfaces_ws"
+  rm -rf "$ifws"; mkdir -p "$ifws/src"
+  cp -r "${interface_src[@]}" "$ifws/src/"
+  (cd "$ifws" && colcon --log-base log build --merge-install --install-base "$venv" \
       --build-base build --event-handlers console_cohesion- status- \
-      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$venv/bin/python" >"$tfws/build.log" 2>&1) \
-    || { cat "$tfws/build.log" >&2; echo "setup.sh: building tf2_msgs failed (log above)" >&2; exit 1; }
+      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$venv/bin/python" >"$ifws/build.log" 2>&1) \
+    || { cat "$ifws/build.log" >&2; echo "setup.sh: building ${interface_src[*]##*/} failed (log above)" >&2; exit 1; }
   python -c 'import tf2_msgs.msg' || { echo "setup.sh: tf2_msgs built but does not import" >&2; exit 1; }
+  if [ "$system_ros" = 0 ]; then
+    python -c 'import composition_interfaces.srv' \
+      || { echo "setup.sh: composition_interfaces built but does not import" >&2; exit 1; }
+  fi
 fi
 
 # 6. vlm3_ros itself, in the workspace .ws/ (.ws-<distro>/) whose src/vlm3_ros links back to this repository.

@@ -3,11 +3,13 @@ backend) fed one slow playback of the bundled bag, a recorder of its outputs, an
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from vlm3_ros.readers.tum import BAG_PATHS
+from vlm3_ros.tools import ros_env
 from vlm3_ros.tools.processes import NodeProcess
 
 NODE = "/vlm3_perception"
@@ -79,3 +81,16 @@ def client(rclpy_context, gt_world):
     assert c.wait(30), "services did not come up"
     yield c
     n.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def own_domain_env() -> dict[str, str]:
+    """The test environment on a DDS domain other than the session's, for a module whose processes
+    are named like the session's node (the ros2 command-line tests launch ``vlm3_perception`` too)."""
+    env = dict(os.environ)
+    session = env.get("ROS_DOMAIN_ID", "")
+    domain = ros_env.pick_domain_id()
+    while str(domain) == session:
+        domain = ros_env.pick_domain_id()
+    ros_env.apply(env, domain_id=domain)
+    return env

@@ -49,6 +49,7 @@ from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros import markers, parameters
 from vlm3_ros.ros.client import SERVICE_QOS
 from vlm3_ros.ros.services import SERVICES
+from vlm3_ros.ros.stop_signals import StopSignals
 from vlm3_ros.serving import debug_view
 from vlm3_ros.serving.core import PerceptionCore, Reply
 from vlm3_ros.serving.log import Log
@@ -270,6 +271,9 @@ def main(args: list[str] | None = None) -> int:
         print(parameters_help(argv[0].rsplit("/", 1)[-1] if argv else "perception_node"))
         return 0
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    # Before rclpy.init: rclpy's SIGINT/SIGTERM handlers end the spin, then call this one, which
+    # records the signal instead of raising KeyboardInterrupt into the shutdown below.
+    stop = StopSignals().install()
     try:
         rclpy.init(args=args)
     except Exception as e:  # rcl's argument errors (unknown ROS args, a bad -p rule): one line, not a trace
@@ -283,15 +287,31 @@ def main(args: list[str] | None = None) -> int:
     executor.add_node(node)
     try:
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     finally:
-        node.core.active = False
-        node.core.release_models()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        _shut_down(node, executor, stop)
     return 0
+
+
+def _shut_down(node: PerceptionNode, executor: MultiThreadedExecutor, stop: StopSignals) -> None:
+    """Stop serving, let the running job finish or stop at its next batch (queued ones answer
+    BUSY), release the models, then end the callbacks and the context. Further signals meanwhile
+    are only recorded (StopSignals), so this always runs to the end and main returns 0."""
+    # Python logging, not the node's logger: the signal already shut the context down, and the
+    # node's logger would also try (and fail) to publish on /rosout.
+    log = logging.getLogger(node.get_fully_qualified_name())
+    if stop.requested:
+        log.info(f"stopping ({stop.describe()}): the running job finishes or stops at its next batch, "
+                 "then the models are released")
+    node.core.active = False
+    node.core.release_models()
+    executor.shutdown()
+    node.core.release_models()  # anything a callback still loading at the signal loaded meanwhile
+    node.destroy_node()
+    rclpy.try_shutdown()
+    if stop.requested:
+        log.info(f"stopped cleanly ({stop.describe()})")
 
 
 if __name__ == "__main__":

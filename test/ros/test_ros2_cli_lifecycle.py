@@ -1,0 +1,87 @@
+"""A node launched unconfigured in its own namespace and brought up with ``ros2 lifecycle set``, then
+stopped with Ctrl-C (twice) through ``ros2 launch`` while a ``ros2 service call`` is being
+answered: exit code 0, no traceback, no ERROR line.
+
+The node runs the real transformers classes on the tiny UNTRAINED checkpoint (depth only): a
+request of many points takes seconds there, so the Ctrl-C lands in the middle of the job. The
+command lines are docs/ros.md's (checked in test_ros2_cli.py); the node runs on a DDS domain of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from vlm3_ros.readers.tum import BAG_PATHS
+from vlm3_ros.tools.processes import CommandProcess, Ros2Cli
+
+pytestmark = [pytest.mark.ros, pytest.mark.model, pytest.mark.slow]
+
+LAUNCH = "ros2 launch vlm3_ros perception.launch.py params_file:=wrist.yaml namespace:=/wrist"
+GET = "ros2 lifecycle get /wrist/vlm3_perception"
+CONFIGURE = "ros2 lifecycle set /wrist/vlm3_perception configure"
+ACTIVATE = "ros2 lifecycle set /wrist/vlm3_perception activate"
+PIXELS = ", ".join(f"{{x: {40 + 9 * i}, y: {60 + 5 * i}}}" for i in range(64))
+LONG_CALL = f'ros2 service call /wrist/vlm3_perception/get_depth vlm3_ros/srv/GetDepth "{{pixels: [{PIXELS}]}}"'
+
+WRIST_YAML = """\
+/**/vlm3_perception:
+  ros__parameters:
+    autostart: false
+    image_topic: /wrist/color/image_raw
+    camera_info_topic: /wrist/color/camera_info
+    qos_reliability: reliable
+    backend: transformers
+    enabled_tasks: [depth]
+    model.depth_path: {checkpoint}
+    model.device: cpu
+    model.batch_size: 8
+    max_new_tokens.depth: 24
+    sparse_depth.rate_hz: 0.0
+    camera_timeout_s: 120.0
+"""
+
+
+def test_unconfigured_until_lifecycle_set_then_ctrl_c_mid_job(tiny_checkpoint: Path, tmp_path: Path,
+                                                              own_domain_env: dict[str, str]) -> None:
+    (tmp_path / "wrist.yaml").write_text(WRIST_YAML.format(checkpoint=tiny_checkpoint))
+    ros2 = Ros2Cli(own_domain_env, tmp_path)
+    launch = ros2.start(LAUNCH, tmp_path / "launch.log")
+    call: CommandProcess | None = None
+    try:
+        launch.wait_for_log("services ready", timeout=90)
+        # autostart off: nothing loaded until asked
+        assert "unconfigured [1]" in ros2.until(GET, "unconfigured", timeout=30)
+        assert "Transitioning successful" in ros2.run(CONFIGURE, timeout=180).stdout, launch.log_text()
+        assert "inactive [2]" in ros2.run(GET).stdout
+        assert "Transitioning successful" in ros2.run(ACTIVATE, timeout=60).stdout, launch.log_text()
+        assert "active [3]" in ros2.run(GET).stdout
+        player = CommandProcess(
+            ["vlm3-ros", "play", str(BAG_PATHS["mcap"]), "--publish-image-as", "/wrist/color/image_raw",
+             "--publish-camera-info-as", "/wrist/color/camera_info", "--no-tf", "--depth-topic", "",
+             "--rate", "0", "--start-delay", "30"], ros2.env, tmp_path / "play.log", cwd=tmp_path).start()
+        player.wait_for_log("loop 1/1 done", timeout=60)
+        player.stop()
+
+        call = ros2.start(LONG_CALL, tmp_path / "call.log")
+        call.wait_for_log("requester: making request", timeout=30)
+        time.sleep(1.5)
+        # still unanswered: the node is in the middle of the 64-point job when Ctrl-C comes
+        assert call.proc is not None and call.proc.poll() is None, call.log_text()
+        launch.ctrl_c()
+        time.sleep(0.3)
+        launch.ctrl_c()  # pressed again
+        code = launch.wait(60)
+    finally:
+        if call is not None:
+            call.stop()
+        launch.stop()
+        ros2.stop_daemon()
+    log = launch.log_text()
+    assert code == 0, log
+    assert "Traceback" not in log and "[ERROR]" not in log and "process has died" not in log, log
+    assert "stopping (SIGINT" in log and "stopped cleanly" in log and "process has finished cleanly" in log, log
+    # before launch's escalation (SIGTERM after 5 s): the job stopped at its next batch boundary
+    assert "sending signal 'SIGTERM'" not in log, log

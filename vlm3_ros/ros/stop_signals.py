@@ -1,0 +1,53 @@
+"""A clean stop on Ctrl-C, SIGINT and SIGTERM: the signal is recorded, never raised.
+
+rclpy's own handlers (installed by ``rclpy.init``) shut the context down, which ends
+``executor.spin()``, and then call the Python handler that was there before them. Python's default
+for SIGINT raises ``KeyboardInterrupt`` at whatever line the main thread is on: inside
+``executor.shutdown()``, or in the middle of releasing the models, with a traceback and exit code
+-2 (what ``ros2 launch`` reports as ``process has died``). Installed before ``rclpy.init``,
+:class:`StopSignals` is that previous handler: it only records the signal, so the node's ``main``
+runs its shutdown to the end and returns 0. A second signal (a terminal's Ctrl-C reaches the node
+once directly and once forwarded by ``ros2 launch``, and launch sends SIGTERM after its timeout)
+is recorded too and changes nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """Record SIGINT/SIGTERM instead of raising; :meth:`restore` puts the previous handlers back."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        """Install the handlers (main thread only, as Python requires); returns self."""
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def describe(self) -> str:
+        """What was received, e.g. ``SIGINT`` or ``SIGINT, SIGINT, SIGTERM``."""
+        return ", ".join(self.received)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signal.Signals(signum).name)
+        self.event.set()
