@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench_common.backends import default_checkpoint
+from bench_common.results import ResultsWriter, command_line
 
+ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "vlm3_ros" / "data" / "qwen3_vl_4b_instruct_config.json"
 
 
@@ -107,12 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", type=int, default=1136, help="image prefix tokens (one bag frame at fx 1000)")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM / H200: 989)")
     p.add_argument("--bandwidth-tbs", type=float, default=4.8, help="memory bandwidth, TB/s (H200: 4.8)")
-    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl",
-                   help="the offline tokenizer (vlm3-ros make-test-checkpoint builds it)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="the offline tokenizer (vlm3-ros make-test-checkpoint builds it); default: "
+                        "$VLM3_CACHE/tiny_qwen3_vl")
     p.add_argument("--measure", metavar="DEVICE", help="measure DEVICE's (a CUDA device's) matrix rate and copy "
                    "bandwidth and use them instead of --peak-tflops / --bandwidth-tbs")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
+    a.checkpoint = a.checkpoint or default_checkpoint()
+    tag = "engine_floor_4b" + (f"_{a.measure.split(':')[0]}" if a.measure else "")
+    writer = ResultsWriter(a.out, tag, command_line(__file__, argv))
     measured: dict[str, float | str] = {}
     if a.measure:
         measured = measure_ceilings(a.measure)
@@ -128,33 +132,28 @@ def main(argv: list[str] | None = None) -> int:
                      "floor_ms": (compute_s + a.answer_tokens * per_step) * 1e3,
                      "questions_ms": f["questions_tflop"] / a.peak_tflops * 1e3,
                      "answer_ms": a.answer_tokens * per_step * 1e3})
-    a.out.mkdir(parents=True, exist_ok=True)
     meta = {"peak_tflops": a.peak_tflops, "bandwidth_tbs": a.bandwidth_tbs, "prefix": a.prefix,
             "answer_tokens": a.answer_tokens, "config": str(CONFIG.relative_to(ROOT)), "measured": measured}
-    tag = "engine_floor_4b" + (f"_{a.measure.split(':')[0]}" if a.measure else "")
-    (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    cmd = " ".join(argv if argv is not None else sys.argv[1:])
     rates = (f"At {a.peak_tflops:.0f} TFLOP/s and {a.bandwidth_tbs:.2f} TB/s measured on {measured['device_name']} "
              "(an 8192^3 bf16 matrix product on random data, a 4 GiB copy; medians of 10)" if measured else
              f"At {a.peak_tflops:g} TFLOP/s (bf16, dense) and {a.bandwidth_tbs:g} TB/s")
-    md = ["# Compute floor of a depth frame on Qwen3-VL-4B (arithmetic"
-          + (" at this GPU's measured ceilings)" if measured else ", not a measurement)"), "",
-          f"Command: `python bench/engine_floor.py {cmd}`. {rates}, {a.prefix} image-prefix tokens, "
-          f"{a.answer_tokens} answer tokens; every "
-          f"answer step reads the {rows[0]['weights_gb']:.1f} GB of bf16 weights once. The floor is the "
-          f"time at these rates: real kernels reach a fraction of them.", "",
-          "| points | shared leading tokens | own tokens/row | vision + prefix TFLOP | questions TFLOP "
-          "| answer steps TFLOP | questions ms at peak | answer steps ms at peak | floor ms/frame |",
-          "|---|---|---|---|---|---|---|---|---|"]
+    body = [f"{rates}, {a.prefix} image-prefix tokens, {a.answer_tokens} answer tokens; every "
+            f"answer step reads the {rows[0]['weights_gb']:.1f} GB of bf16 weights once. The floor is the "
+            f"time at these rates: real kernels reach a fraction of them.", "",
+            "| points | shared leading tokens | own tokens/row | vision + prefix TFLOP | questions TFLOP "
+            "| answer steps TFLOP | questions ms at peak | answer steps ms at peak | floor ms/frame |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['points']} | {r['shared_lead_tokens']} | {r['own_tokens']} | "
-                  f"{r['vision_tflop'] + r['prefix_tflop']:.1f} | {r['questions_tflop']:.1f} | "
-                  f"{r['answer_tflop']:.1f} | "
-                  f"{r['questions_ms']:.1f} | {r['answer_ms']:.1f} | {r['floor_ms']:.1f} |")
-    (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+        body.append(f"| {r['points']} | {r['shared_lead_tokens']} | {r['own_tokens']} | "
+                    f"{r['vision_tflop'] + r['prefix_tflop']:.1f} | {r['questions_tflop']:.1f} | "
+                    f"{r['answer_tflop']:.1f} | "
+                    f"{r['questions_ms']:.1f} | {r['answer_ms']:.1f} | {r['floor_ms']:.1f} |")
+    md = writer.write("Compute floor of a depth frame on Qwen3-VL-4B (arithmetic"
+                      + (" at this GPU's measured ceilings)" if measured else ", not a measurement)"),
+                      {"meta": meta, "rows": rows}, body)
     print("\n".join(md))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

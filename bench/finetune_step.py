@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench_common.backends import default_checkpoint
+from bench_common.results import ResultsWriter, command_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def on_device(batch: Any, device: str) -> Any:
@@ -110,7 +110,7 @@ def measure_or_oom(a: argparse.Namespace, data: Path, rows: int, mode: str) -> d
             "error": f"out of memory: {msg}"}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=("tiny", "4b", "4b-narrow"), default="tiny",
                    help="4b: the true Qwen3-VL-4B architecture with random weights (bf16 on CUDA)")
@@ -121,20 +121,21 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     import torch
 
     from vlm3_ros.eval.dataset import EvalOptions
     from vlm3_ros.inference.assets import make_test_checkpoint
-    from vlm3_ros.params.config import build_config
-    from vlm3_ros.params.mapping import pipeline_settings
+    from vlm3_ros.params.mapping import settings_from
     from vlm3_ros.readers.tum import BAG_PATHS
-    from vlm3_ros.tools import ros_env
     from vlm3_ros.training.export import ExportOptions, export_bags
 
-    a.checkpoint = a.checkpoint or make_test_checkpoint(ros_env.cache_dir() / "tiny_qwen3_vl")
+    a.checkpoint = a.checkpoint or make_test_checkpoint(default_checkpoint())
+    arch = a.arch if a.arch != "tiny" else ("tiny" if "tiny" in str(a.checkpoint) else Path(a.checkpoint).name)
+    dev = "cuda" if a.device.startswith("cuda") else "cpu"
+    writer = ResultsWriter(a.out, f"finetune_step_{arch}_{dev}", command_line(__file__, argv))
     data = Path(tempfile.mkdtemp(prefix="vlm3_ft_bench_"))
-    export_bags([BAG_PATHS["mcap"]], data, pipeline_settings(build_config({}, require_backend=False)),
+    export_bags([BAG_PATHS["mcap"]], data, settings_from({}, require_backend=False).pipeline,
                 ExportOptions(EvalOptions(tasks=("depth",), points_per_frame=64), val_fraction=0.0),
                 show_progress=False)
     rows_list = [int(r) for r in a.rows.split(",")]
@@ -144,23 +145,10 @@ def main() -> int:
             r = measure_or_oom(a, data, rows, mode)
             print(json.dumps(r))
             results.append(r)
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": a.device,
-               "gpu": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else None}
-    import transformers
-
     out = {"what": "one fine-tuning step (forward + backward + AdamW), depth questions on the bundled TUM frames",
-           "command": "python bench/finetune_step.py " + " ".join(sys.argv[1:]), "checkpoint": str(a.checkpoint),
-           "method": a.method, "machine": machine,
-           "versions": {"torch": torch.__version__, "transformers": transformers.__version__}, "results": results}
-    arch = a.arch if a.arch != "tiny" else ("tiny" if "tiny" in str(a.checkpoint) else Path(a.checkpoint).name)
-    dev = "cuda" if a.device.startswith("cuda") else "cpu"
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"finetune_step_{arch}_{dev}.json").write_text(json.dumps(out, indent=2))
-    lines = [f"# Fine-tuning step: ours vs naive ({arch}, {a.method}, {dev})", "",
-             f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch threads {machine['torch_threads']}"
-             + (f", {machine['gpu']}" if machine["gpu"] else "") + f". Command: `{out['command']}`.",
-             f"Median of {a.steps} steps after one warm-up step.", "",
+           "checkpoint": str(a.checkpoint), "method": a.method, "device": a.device,
+           "torch_threads": torch.get_num_threads(), "results": results}
+    lines = [f"torch threads {out['torch_threads']}. Median of {a.steps} steps after one warm-up step.", "",
              "| questions per step | ours s/step | naive s/step | speed-up | ours questions/s | ours peak MiB "
              "| naive peak MiB |",
              "|---|---|---|---|---|---|---|"]
@@ -177,8 +165,8 @@ def main() -> int:
         lines.append(f"| {rows} | {cell(o, 'step_s', '.3f')} | {cell(n, 'step_s', '.3f')} | {speed} | "
                      f"{cell(o, 'questions_per_s', '.1f')} | {cell(o, 'peak_gpu_mib', '.0f')} | "
                      f"{cell(n, 'peak_gpu_mib', '.0f')} |")
-    (a.out / f"finetune_step_{arch}_{dev}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    md = writer.write(f"Fine-tuning step: ours vs naive ({arch}, {a.method}, {dev})", out, lines, meta_key=None)
+    print("\n".join(md))
     return 0
 
 

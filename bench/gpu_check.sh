@@ -13,7 +13,9 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
   /tmp/vlm3_site, nothing system-wide), then runs, each under its own time limit:
     1. engine: bench/engine_bench.py --arch 4b: ms per frame at 1/8/64/256 depth points, engine vs naive
        (naive up to 8 points; above that its per-point time is extrapolated and marked so), peak GPU memory;
-       the engine as a node runs it: answer steps captured as a CUDA graph, kept for later batches
+       the engine as a node runs it: answer steps captured as a CUDA graph, kept for later batches; up to 3
+       runs per configuration (separate processes; as many rounds as fit in 280 s), the median run quoted
+       with the spread
     2. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
        kernel vs materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
        kernel, with the CUDA-graph answer steps and on kept graphs vs naive generate (tiny checkpoint,
@@ -132,21 +134,22 @@ step() {  # name, limit in seconds, command... (the limit cut to what is left of
   else echo "[gpu_check] $name FAILED or timed out (exit $?) after $((SECONDS - t0))s"; fi
 }
 step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
-  --points "$points" --naive-max-points 8 --frames "$frames" --batch-size 256 --out "$res"
+  --points "$points" --naive-max-points 8 --frames "$frames" --runs 3 --max-seconds 280 --batch-size 256 --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
 step engine-per-batch 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
-  --modes engine --points "$pb_points" --frames "$frames" --batch-size 256 --graph-slots 0 --out "$res"
+  --modes engine --points "$pb_points" --frames "$frames" --runs 1 --batch-size 256 --graph-slots 0 --out "$res"
 step engine-static 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
-  --modes engine --points "$points" --frames "$frames" --batch-size 256 --decode-graph static --out "$res"
+  --modes engine --points "$points" --frames "$frames" --runs 1 --batch-size 256 --decode-graph static --out "$res"
 step profile 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine \
-  --points "$prof_points" --frames "$frames" --batch-size 256 --profile --name-suffix _profile --out "$res"
+  --points "$prof_points" --frames "$frames" --runs 1 --batch-size 256 --profile --name-suffix _profile --out "$res"
 step finetune 120 python3 bench/finetune_step.py --arch "$arch" --device "$device" --method lora --rows "$rows" \
   --steps "$frames" --out "$res"
 step latency 120 python3 bench/latency.py --arch "$lat_arch" --device "$device" --dtype "$dtype" --points "$lat_points" \
   --frames "$lat_frames" --batch-size 256 --out "$res"
 step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
-  --modes engine --points "$mat_points" --frames "$frames" --batch-size 256 --prefix-kernel materialized --out "$res"
+  --modes engine --points "$mat_points" --frames "$frames" --runs 1 --batch-size 256 --prefix-kernel materialized \
+  --out "$res"
 [ "$device" = cuda ] && step ceilings 60 python3 bench/engine_floor.py --measure cuda --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" \
   --out "$res"
 if [ -n "$out" ]; then   # one archive: a device machine returns few files

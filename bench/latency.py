@@ -18,18 +18,16 @@ the answered points. "outside the model" is everything except prefill and decode
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from bench_common.backends import BenchModel, default_checkpoint, on_same_model
+from bench_common.results import ResultsWriter, command_line
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 STAGE_FIELDS = ("queue_s", "preprocess_s", "image_s", "prefill_s", "decode_s", "parse_s", "convert_s")
 COLUMNS = ("decode_cb", "queue", "unify", "image", "prefill", "decode", "parse", "convert", "cloud")
@@ -39,32 +37,26 @@ COLUMNS = ("decode_cb", "queue", "unify", "image", "prefill", "decode", "parse",
 PATHS = {"device": ("device", False), "once": ("device", True), "pil": ("pil", False)}
 
 
-def backends(a: argparse.Namespace) -> dict:
-    """One backend per image path, sharing one model."""
-    import dataclasses
-
-    from engine_bench import build_backend
-
-    from vlm3_ros.inference.local import TransformersBackend
-
-    first = build_backend(a, "engine")
-    out = {}
-    for path in a.paths.split(","):
-        cfg = dataclasses.replace(first.cfg, image_processing=PATHS[path][0])
-        out[path] = TransformersBackend(cfg, model=first.model, processor=first.processor)
-    return out
+def path_params(path: str) -> dict:
+    """The node parameters of image path ``path``."""
+    processing, once = PATHS[path]
+    return {"model.image_processing": processing, "resample_once": once}
 
 
-def serving_core(a: argparse.Namespace, backend, path: str):
+def backends(model: BenchModel, paths: list[str]) -> dict:
+    """One backend per image path (configured from its node parameters), sharing one model."""
+    first = model.backend("engine", path_params(paths[0]))
+    return {path: first if i == 0 else on_same_model(first, model.backend_config("engine", path_params(path)))
+            for i, path in enumerate(paths)}
+
+
+def serving_core(model: BenchModel, backend, path: str):
     """The node's serving core on ``backend``, configured from the node's parameters."""
-    from engine_bench import node_config
-
-    from vlm3_ros.params.mapping import pipeline_settings, serving_settings
     from vlm3_ros.serving.core import PerceptionCore
 
-    cfg = node_config(a, "engine", {"resample_once": PATHS[path][1]})
+    settings = model.settings("engine", path_params(path))
     core = PerceptionCore()
-    if not core.configure(serving_settings(cfg), pipeline_settings(cfg), lambda: {"depth": backend}):
+    if not core.configure(settings.serving, settings.pipeline, lambda: {"depth": backend}):
         raise RuntimeError("core did not configure")
     if not core.activate():
         raise RuntimeError("core did not activate")
@@ -96,13 +88,13 @@ def ros_request(core, frame, px: np.ndarray, stamp: int) -> dict:
     t = time.perf_counter()
     rgb = cv.image_to_rgb(msg, 4096 * 4096)   # what the camera callback does per frame
     decode_cb = time.perf_counter() - t
-    core.on_camera_info(stamp, info)
-    core.on_image(stamp, msg.header.frame_id, lambda rgb=rgb: rgb)
+    core.camera.on_camera_info(stamp, info)
+    core.camera.on_image(stamp, msg.header.frame_id, lambda rgb=rgb: rgb)
     req = GetDepth.Request(frame=FrameSelector(mode=FrameSelector.BY_STAMP, stamp=cv.to_time(stamp)),
                            pixels=[Pixel(x=float(x), y=float(y)) for x, y in px])
     sync()
     t = time.perf_counter()
-    resp = get_depth(core, req, GetDepth.Response())
+    resp = get_depth(core.services, req, GetDepth.Response())
     total = time.perf_counter() - t
     pts = np.array([[p.x, p.y, p.z] for p in resp.points], dtype=np.float32).reshape(-1, 3)
     t = time.perf_counter()
@@ -120,11 +112,11 @@ def core_request(core, frame, px: np.ndarray, stamp: int) -> dict:
     from vlm3_ros.serving.core import FrameMode, FrameRef
 
     rgb, info = frame
-    core.on_camera_info(stamp, info)
-    core.on_image(stamp, info.frame_id, lambda rgb=rgb: rgb)
+    core.camera.on_camera_info(stamp, info)
+    core.camera.on_image(stamp, info.frame_id, lambda rgb=rgb: rgb)
     sync()
     t = time.perf_counter()
-    reply = core.get_depth(FrameRef(FrameMode.BY_STAMP, stamp), px, 0)   # 0: GetDepth.Z_DEPTH
+    reply = core.services.get_depth(FrameRef(FrameMode.BY_STAMP, stamp), px, 0)   # 0: GetDepth.Z_DEPTH
     total = time.perf_counter() - t
     nan = float("nan")
     tm = reply.result.timings if reply.result is not None else None
@@ -173,8 +165,9 @@ def status_names(row: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=("tiny", "4b"), default="tiny")
-    p.add_argument("--checkpoint", type=Path, default=Path(os.environ.get("VLM3_CACHE", ROOT / ".cache" / "vlm3_ros"))
-                   / "tiny_qwen3_vl", help="tiny checkpoint (its tokenizer/processor also serve --arch 4b)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="tiny checkpoint (its tokenizer/processor also serve --arch 4b); default: "
+                        "$VLM3_CACHE/tiny_qwen3_vl")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--points", default="1,8,64,256")
@@ -192,17 +185,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from vlm3_ros.inference.assets import make_test_checkpoint
 
+    a.checkpoint = a.checkpoint or default_checkpoint()
     make_test_checkpoint(a.checkpoint)
-    if not set(a.paths.split(",")) <= set(PATHS):
+    paths = a.paths.split(",")
+    if not set(paths) <= set(PATHS):
         p.error(f"--paths: each of {sorted(PATHS)}")
-    from engine_bench import machine
-
+    writer = ResultsWriter(a.out, f"latency_{a.arch}_{a.device.replace(':', '')}",
+                           command_line(__file__, argv))
     ros = ros_available()
     if not ros:
         print("latency: ROS 2 (or this package's generated interfaces) not importable here: requests go straight "
               "to the serving core; camera decode, response conversion and cloud packing are not measured",
               file=sys.stderr)
-    cores = {path: serving_core(a, backend, path) for path, backend in backends(a).items()}
+    model = BenchModel.from_args(a)
+    cores = {path: serving_core(model, backend, path) for path, backend in backends(model, paths).items()}
     jobs = [(pts, path) for pts in (int(x) for x in a.points.split(",")) for path in cores]
     rows = []
     for i, (pts, path) in enumerate(tqdm(jobs, desc="latency", unit="config")):
@@ -213,29 +209,23 @@ def main(argv: list[str] | None = None) -> int:
                    f"{r['outside_model'] * 1e3:6.1f} ms (image {r['image'] * 1e3:5.1f} ms)")
     for core in cores.values():
         core.cleanup()
-    a.out.mkdir(parents=True, exist_ok=True)
-    tag = f"latency_{a.arch}_{a.device.replace(':', '')}"
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
-            "batch_size": a.batch_size, "frames": a.frames, "machine": machine(), "ros": ros,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python bench/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+            "batch_size": a.batch_size, "frames": a.frames, "ros": ros}
     head = ("| points | image path | camera decode | queue | unify | image | prefill | decode | parse | convert "
             "| cloud pack | outside the model | service total | statuses |")
-    md = [f"# Latency by stage ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of {a.frames} frames, "
-          "ms)", "", f"Measured {meta['date']}. Machine: {meta['machine']}. Command: `{meta['command']}`.", "",
-          "Stages: docs/engine.md. `outside the model` = all but prefill and decode. `image path`: device = "
-          "vlm3_ros.inference.image_processing (ours); once = the same, the unified view rendered straight at the "
-          "model's grid (resample_once: one resampling, so `unify` holds the only resize and `image` none); pil = "
-          "the checkpoint's processor (the naive way)."
-          + ("" if ros else " No ROS 2 on this machine: requests went straight to the serving core, so camera "
-             "decode, convert and cloud pack are n/a (their CPU costs: latency_tiny_cpu.md)."), "",
-          head, "|" + "---|" * 14]
+    body = ["Stages: docs/engine.md. `outside the model` = all but prefill and decode. `image path`: device = "
+            "vlm3_ros.inference.image_processing (ours); once = the same, the unified view rendered straight at the "
+            "model's grid (resample_once: one resampling, so `unify` holds the only resize and `image` none); pil = "
+            "the checkpoint's processor (the naive way)."
+            + ("" if ros else " No ROS 2 on this machine: requests went straight to the serving core, so camera "
+               "decode, convert and cloud pack are n/a (their CPU costs: latency_tiny_cpu.md)."), "",
+            head, "|" + "---|" * 14]
     for r in rows:
         cells = ["n/a" if np.isnan(r[c]) else f"{r[c] * 1e3:.2f}" for c in COLUMNS]
-        md.append(f"| {r['points']} | {r['path']} | " + " | ".join(cells) +
-                  f" | {r['outside_model'] * 1e3:.1f} | {r['service_total'] * 1e3:.1f} | {status_names(r)} |")
-    (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+        body.append(f"| {r['points']} | {r['path']} | " + " | ".join(cells) +
+                    f" | {r['outside_model'] * 1e3:.1f} | {r['service_total'] * 1e3:.1f} | {status_names(r)} |")
+    md = writer.write(f"Latency by stage ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of "
+                      f"{a.frames} frames, ms)", {"meta": meta, "rows": rows}, body)
     print("\n".join(md))
     return 0
 

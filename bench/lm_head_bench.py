@@ -15,14 +15,12 @@ Writes bench/results/lm_head_<device>.{json,md} (--out to change).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
+from bench_common.results import ResultsWriter, command_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import torch
-    from engine_bench import machine
 
     from vlm3_ros.inference.lm_head import GreedyHead
 
+    writer = ResultsWriter(a.out.parent, a.out.name, command_line(__file__, argv))
     g = torch.Generator().manual_seed(0)
     weight = torch.randn(a.vocab, a.width, generator=g)
     ways = {"full logits": lambda h: torch.nn.functional.linear(h, weight).argmax(-1),
@@ -64,27 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         rows_out.append(row)
         print(n, "rows:", ", ".join(f"{k} {v['median_ms']:.1f} ms" for k, v in row.items() if k != "rows"), flush=True)
 
-    cmd = "python bench/lm_head_bench.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:]))
-    meta = {"machine": machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "vocab": a.vocab, "width": a.width, "repeats": a.repeats, "onednn_reorder": packed.packed, "command": cmd}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows_out}, indent=1) + "\n")
+    meta = {"threads": torch.get_num_threads(), "vocab": a.vocab, "width": a.width, "repeats": a.repeats,
+            "onednn_reorder": packed.packed}
     names = list(ways)
-    lines = [f"# greedy token from the output layer ({a.vocab} x {a.width} float32, CPU)", "",
-             f"Machine: {meta['machine']}, torch {meta['torch']} with {meta['threads']} threads. Command: `{cmd}`", "",
-             "ms per call, median (min) of " f"{a.repeats} calls; every way gave the same tokens as the full logits. "
-             "full logits: one projection + argmax (a model's forward); plain slices: "
-             f"{packed.slice_tokens}-token vocabulary slices, value first, index only where a slice beats "
-             "the row's best; "
-             "packed slices: the same with the weight reordered for oneDNN once"
-             + ("" if packed.packed else " (not available in this PyTorch build: column left out)") + ".", "",
-             "| rows | " + " | ".join(names) + " | full / best slices |", "|---|" + "---|" * (len(names) + 1)]
+    body = [f"torch with {meta['threads']} threads. ms per call, median (min) of {a.repeats} calls; every way gave "
+            "the same tokens as the full logits. full logits: one projection + argmax (a model's forward); plain "
+            f"slices: {packed.slice_tokens}-token vocabulary slices, value first, index only where a slice beats "
+            "the row's best; packed slices: the same with the weight reordered for oneDNN once"
+            + ("" if packed.packed else " (not available in this PyTorch build: column left out)") + ".", "",
+            "| rows | " + " | ".join(names) + " | full / best slices |", "|---|" + "---|" * (len(names) + 1)]
     for r in rows_out:
         best = min(r[k]["median_ms"] for k in names[1:])
-        lines.append(f"| {r['rows']} | " + " | ".join(f"{r[k]['median_ms']:.1f} ({r[k]['min_ms']:.1f})" for k in names)
-                     + f" | {r['full logits']['median_ms'] / best:.2f}x |")
-    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("wrote", a.out.with_suffix(".md"))
+        body.append(f"| {r['rows']} | " + " | ".join(f"{r[k]['median_ms']:.1f} ({r[k]['min_ms']:.1f})" for k in names)
+                    + f" | {r['full logits']['median_ms'] / best:.2f}x |")
+    writer.write(f"greedy token from the output layer ({a.vocab} x {a.width} float32, CPU)",
+                 {"meta": meta, "rows": rows_out}, body)
+    print("wrote", writer.paths[1])
     return 0
 
 

@@ -14,15 +14,14 @@ every 0.5 s), repeated --runs times (a fresh node each). Writes bench/results/<n
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
+from bench_common.backends import default_checkpoint
+from bench_common.results import ResultsWriter, command_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             "-p", f"inference_queue_size:={a.queue}", "-p", "frame_cache_size:=60"]
     if a.backend in ("tiny", "toy"):
         if a.backend == "tiny":
-            ckpt, tokens = make_test_checkpoint(ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl"), 16
+            ckpt, tokens = make_test_checkpoint(default_checkpoint()), 16
         else:   # the TOY demo model (vlm3-ros make-demo-model): trained here on the bag, not VLM3
             from vlm3_ros.tools.demo_model import default_dir
             from vlm3_ros.training import toy
@@ -68,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         args += ["-p", "backend:=ground_truth", "-p", f"ground_truth.bag:={BAG_PATHS['mcap']}",
                  "-p", "enabled_tasks:=[depth]"]
     pool = valid_depth_pixels() if source == "bag" else None
+    writer = ResultsWriter(a.out, name, command_line(__file__, argv))
     rclpy.init()
     runs = []
     try:
@@ -79,14 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{runs[-1]['statuses']}", flush=True)
     finally:
         rclpy.try_shutdown()
-    a.out.mkdir(parents=True, exist_ok=True)
-    meta = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, "source": source,
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
-    (a.out / f"{name}.json").write_text(json.dumps({"config": meta, "runs": runs}, indent=2, default=str))
-    md = [f"# load test ({a.backend}, {source} frames): {a.clients} clients x {a.requests} requests, camera "
-          f"{a.rate} Hz, {a.runs} run(s)", "", f"Machine: {meta['machine']}, {meta['cpu_count']} cores. Command: "
-          f"`python bench/load_test.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-          "| run | requests | answered | statuses | p50 ms | p99 ms | frames published | received | "
+    meta = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, "source": source}
+    md = ["| run | requests | answered | statuses | p50 ms | p99 ms | frames published | received | "
           "dropped | RSS start / max / end MiB | RSS by quarter MiB |", "|" + "---|" * 11]
     for k, s in enumerate(runs, 1):
         lat = s["latency"]
@@ -112,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             lat = s["latency"]
             md.append(f"| {k} | " + " | ".join(cells) +
                       f" | {lat.get('p50_ms', float('nan')):.1f} / {lat.get('p99_ms', float('nan')):.1f} |")
-    (a.out / f"{name}.md").write_text("\n".join(md) + "\n")
+    md = writer.write(f"load test ({a.backend}, {source} frames): {a.clients} clients x {a.requests} requests, camera "
+                      f"{a.rate} Hz, {a.runs} run(s)", {"config": meta, "runs": runs}, md, meta_key="config")
     print("\n".join(md))
     return 0 if all(s["answered"] == s["requests"] and not s["errors"] for s in runs) else 1
 

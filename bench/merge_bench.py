@@ -15,16 +15,16 @@ Writes bench/results/merge_<arch>_<device>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import threading
 import time
 from pathlib import Path
 
+from bench_common.backends import BenchModel, default_checkpoint, on_same_model, param_default
+from bench_common.results import ResultsWriter, command_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def round_trip(core, frame_stamp: int, clients: int, points: int, rng) -> dict:
@@ -42,7 +42,7 @@ def round_trip(core, frame_stamp: int, clients: int, points: int, rng) -> dict:
     def client(i: int) -> None:
         go.wait()
         t = time.perf_counter()
-        r = core.get_depth(ref, pixels[i], 0)
+        r = core.services.get_depth(ref, pixels[i], 0)
         lat[i] = time.perf_counter() - t
         codes[i] = int(r.code)
 
@@ -61,7 +61,7 @@ def round_trip(core, frame_stamp: int, clients: int, points: int, rng) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=("tiny", "4b", "4b-narrow"), default="tiny")
-    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: $VLM3_CACHE/tiny_qwen3_vl")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--clients", default="8", help="concurrent clients (comma list)")
@@ -72,27 +72,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
     import numpy as np
-    from engine_bench import build_backend, machine, node_config
 
     from vlm3_ros.inference.assets import make_test_checkpoint
-    from vlm3_ros.params.mapping import pipeline_settings, serving_settings
     from vlm3_ros.readers.tum import TumSequence
     from vlm3_ros.serving.core import PerceptionCore
 
+    a.checkpoint = a.checkpoint or default_checkpoint()
     make_test_checkpoint(a.checkpoint)
-    backend = build_backend(a, "engine")
-    cfg = node_config(a, "engine")
-    # the node's defaults for what this compares: the frame prefix cache on, a queue for every client
-    pipe_settings = pipeline_settings(cfg)
+    writer = ResultsWriter(a.out, f"merge_{a.arch}_{'cuda' if a.device.startswith('cuda') else 'cpu'}",
+                           command_line(__file__, argv))
+    model = BenchModel.from_args(a)
+    backend = model.backend("engine")
     cores = {}
     for merge in (True, False):
+        # the node's defaults for what this compares (the frame prefix cache on), a queue for every client
+        extra = {"merge_requests": merge, "inference_queue_size": 64,
+                 "model.prefix_cache_mb": param_default("model.prefix_cache_mb")}
+        settings = model.settings("engine", extra)
+        per = on_same_model(backend, model.backend_config("engine", extra))
         core = PerceptionCore()
-        s = dataclasses.replace(serving_settings(cfg), merge_requests=merge, queue_size=64)
-        b = dataclasses.replace(backend.cfg, prefix_cache_mb=512.0)
-        from vlm3_ros.inference.local import TransformersBackend
-
-        per = TransformersBackend(b, model=backend.model, processor=backend.processor)
-        if not (core.configure(s, pipe_settings, lambda per=per: {"depth": per}) and core.activate()):
+        if not (core.configure(settings.serving, settings.pipeline, lambda per=per: {"depth": per})
+                and core.activate()):
             raise RuntimeError("core did not configure")
         cores[merge] = core
     seq = TumSequence()
@@ -102,47 +102,41 @@ def main(argv: list[str] | None = None) -> int:
         for merge in (True, False):
             rng = np.random.default_rng(clients)
             runs = []
-            merged_before = cores[merge].worker.stats["merged"]
+            merged_before = cores[merge].models.worker.stats["merged"]
             for k in range(a.frames + 1):   # frame 0 warms up
                 stamp += 1_000_000          # a new frame each round: the first request prefills it
                 f = seq.frames[k % len(seq.frames)]
                 core = cores[merge]
-                core.on_camera_info(stamp, seq.camera_info)
-                core.on_image(stamp, seq.camera_info.frame_id, lambda f=f: f.rgb())
+                core.camera.on_camera_info(stamp, seq.camera_info)
+                core.camera.on_image(stamp, seq.camera_info.frame_id, lambda f=f: f.rgb())
                 r = round_trip(core, stamp, clients, a.points, rng)
                 if k:
                     runs.append(r)
             med = {key: float(np.median([r[key] for r in runs])) for key in ("wall_s", "p50_s", "max_s")}
             row = {"clients": clients, "points": a.points, "merge": merge, **med,
                    "statuses": sorted({st for r in runs for st in r["statuses"]}), "requests": clients * (a.frames + 1),
-                   "merged_jobs": cores[merge].worker.stats["merged"] - merged_before}
+                   "merged_jobs": cores[merge].models.worker.stats["merged"] - merged_before}
             rows.append(row)
             print(json.dumps(row), flush=True)
     for core in cores.values():
         core.cleanup()
-    dev = "cuda" if a.device.startswith("cuda") else "cpu"
-    tag = f"merge_{a.arch}_{dev}"
-    meta = {"machine": machine(), "arch": a.arch, "device": a.device, "answer_tokens": a.answer_tokens,
-            "frames": a.frames, "command": "python bench/merge_bench.py " + " ".join(argv or sys.argv[1:])}
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    md = [f"# Request merging on vs off ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of "
-          f"{a.frames} frames)", "", f"Machine: {meta['machine']}. Command: `{meta['command']}`.", "",
-          "N clients ask depth at the same moment about one new frame; wall: until the last reply; "
-          "the node's defaults otherwise (frame prefix cache on). Statuses: every reply's (the untrained tiny "
-          "checkpoint's answers do not parse: PARSE_FAILURE is its success path); merged jobs: jobs that joined "
-          "another's run, warm-up frame included.", "",
-          "| clients x points | merged: wall ms | p50 ms | unmerged: wall ms | p50 ms | speed-up (wall) | merged jobs "
-          "| statuses |",
-          "|---|---|---|---|---|---|---|---|"]
+    meta = {"arch": a.arch, "device": a.device, "answer_tokens": a.answer_tokens, "frames": a.frames}
+    body = ["N clients ask depth at the same moment about one new frame; wall: until the last reply; "
+            "the node's defaults otherwise (frame prefix cache on). Statuses: every reply's (the untrained tiny "
+            "checkpoint's answers do not parse: PARSE_FAILURE is its success path); merged jobs: jobs that joined "
+            "another's run, warm-up frame included.", "",
+            "| clients x points | merged: wall ms | p50 ms | unmerged: wall ms | p50 ms | speed-up (wall) "
+            "| merged jobs | statuses |",
+            "|---|---|---|---|---|---|---|---|"]
     for clients in sorted({r["clients"] for r in rows}):
         m = next(r for r in rows if r["clients"] == clients and r["merge"])
         u = next(r for r in rows if r["clients"] == clients and not r["merge"])
         statuses = ", ".join(sorted(set(m["statuses"]) | set(u["statuses"])))
-        md.append(f"| {clients} x {a.points} | {m['wall_s'] * 1e3:.0f} | {m['p50_s'] * 1e3:.0f} | "
-                  f"{u['wall_s'] * 1e3:.0f} | {u['p50_s'] * 1e3:.0f} | {u['wall_s'] / m['wall_s']:.2f}x | "
-                  f"{m['merged_jobs']} of {m['requests']} | {statuses} |")
-    (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+        body.append(f"| {clients} x {a.points} | {m['wall_s'] * 1e3:.0f} | {m['p50_s'] * 1e3:.0f} | "
+                    f"{u['wall_s'] * 1e3:.0f} | {u['p50_s'] * 1e3:.0f} | {u['wall_s'] / m['wall_s']:.2f}x | "
+                    f"{m['merged_jobs']} of {m['requests']} | {statuses} |")
+    md = writer.write(f"Request merging on vs off ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of "
+                      f"{a.frames} frames)", {"meta": meta, "rows": rows}, body)
     print("\n".join(md))
     return 0
 

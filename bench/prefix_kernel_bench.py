@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench_common.backends import BenchModel, default_checkpoint
+from bench_common.results import ResultsWriter, command_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128     # Qwen3-VL-4B's text attention
 KERNELS = ("fused", "materialized")
@@ -85,12 +85,13 @@ def time_kernels(device: str, dtype_name: str, rows: int, queries: int, prefix: 
 
 def identity(device: str, checkpoint: Path, questions: int) -> dict[str, Any]:
     """The engine's answers with each kernel vs naive generate (tiny checkpoint, float32)."""
+    from dataclasses import replace
+
     import numpy as np
 
     from vlm3_ros.contract.prompts import PromptSet
     from vlm3_ros.contract.question import Question
     from vlm3_ros.inference.assets import make_test_checkpoint
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
     from vlm3_ros.readers.tum import TumSequence
 
     make_test_checkpoint(checkpoint)
@@ -99,18 +100,24 @@ def identity(device: str, checkpoint: Path, questions: int) -> dict[str, Any]:
     prompts = PromptSet()
     qs = [Question("identity", (img,), prompts.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=8)
           for _ in range(questions)]
-    base = {"path": str(checkpoint), "device": device, "dtype": "float32", "prefix_cache_mb": 0.0,
-            "batch_size": questions}
-    naive = TransformersBackend(LocalModelConfig(**base, mode="naive"))
+    # the node's configuration on --device in float32 (answers not forced: each question says its length)
+    base = BenchModel(checkpoint, device=device, dtype="float32", batch_size=questions, answer_tokens=8,
+                      force_answers=False)
+
+    def engine(prefix_kernel: str = "auto", **params: Any) -> Any:
+        return replace(base, prefix_kernel=prefix_kernel,
+                       params=tuple((f"model.{k}", v) for k, v in params.items())).backend("engine")
+
+    naive = base.backend("naive")
     want = [a.text for a in naive.answer(qs)]
     out: dict[str, Any] = {"questions": questions, "distinct_answers": len(set(want))}
     for kernel in KERNELS:   # answer steps as the default runs them (decode_graph cuda)
-        eng = TransformersBackend(LocalModelConfig(**base, mode="engine", prefix_kernel=kernel))
+        eng = engine(kernel)
         got = [a.text for a in eng.answer(qs)]
         eng.close()
         out[kernel] = sum(a == b for a, b in zip(got, want, strict=True))
     # the answer steps as one captured CUDA graph per batch (decode_graph.py; static shapes elsewhere)
-    eng = TransformersBackend(LocalModelConfig(**base, mode="engine", decode_graph="cuda"))
+    eng = engine(decode_graph="cuda")
     got = [a.text for a in eng.answer(qs)]
     out["decode_graph"] = sum(a == b for a, b in zip(got, want, strict=True))
     out["graph_stats"] = {k: eng.stats[k] for k in ("static_steps", "graph_captures", "graph_replays",
@@ -118,8 +125,8 @@ def identity(device: str, checkpoint: Path, questions: int) -> dict[str, Any]:
     eng.close()
     # kept graphs (decode_graph.GraphPool): four batches of one shape on two frames, the last three
     # on the first one's graph (4-digit coordinates: every question the same length)
-    eng = TransformersBackend(LocalModelConfig(**{**base, "batch_size": questions // 4}, mode="engine",
-                                               decode_graph="cuda", graph_slots=2))
+    eng = replace(base, batch_size=questions // 4, params=(("model.decode_graph", "cuda"),
+                                                          ("model.graph_slots", 2))).backend("engine")
     same = 0
     for i, f in enumerate(TumSequence().frames[:2]):
         kq = [Question(f"kept{i}", (f.rgb(),), prompts.render_depth(*rng.integers(1000, 2000, 2)), max_new_tokens=8)
@@ -142,13 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", type=int, default=1136, help="prefix tokens (one bag frame's image prefix)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (median)")
     p.add_argument("--identity", action="store_true", help="also check the engine's tokens with each kernel")
-    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: $VLM3_CACHE/tiny_qwen3_vl")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
     if a.repeats < 3:
         p.error("--repeats must be >= 3 (medians of at least 3)")
-    from engine_bench import machine
-
+    a.checkpoint = a.checkpoint or default_checkpoint()
+    writer = ResultsWriter(a.out, f"prefix_kernel_{a.device.replace(':', '')}", command_line(__file__, argv))
     rows = []
     for dtype in a.dtypes.split(","):
         for n in (int(x) for x in a.rows.split(",")):
@@ -157,15 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     check = identity(a.device, a.checkpoint, 32) if a.identity else None
-    tag = f"prefix_kernel_{a.device.replace(':', '')}"
-    meta = {"device": a.device, "machine": machine(), "prefix": a.prefix, "heads": HEADS, "kv_heads": KV_HEADS,
-            "head_dim": HEAD_DIM, "repeats": a.repeats}
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows, "identity": check}, indent=2))
-    cmd = " ".join(argv if argv is not None else sys.argv[1:])
-    md = [f"# Shared-prefix attention kernels ({a.device}, median of {a.repeats} calls)", "",
-          f"Machine: {meta['machine']}. Command: `python bench/prefix_kernel_bench.py {cmd}`", "",
-          f"The prefix part of the engine's attention (`shared_prefix.prefix_attention`) at Qwen3-VL-4B's "
+    meta = {"device": a.device, "prefix": a.prefix, "heads": HEADS, "kv_heads": KV_HEADS, "head_dim": HEAD_DIM,
+            "repeats": a.repeats}
+    md = [f"The prefix part of the engine's attention (`shared_prefix.prefix_attention`) at Qwen3-VL-4B's "
           f"shapes ({HEADS} query heads on {KV_HEADS} KV heads of {HEAD_DIM}; {a.prefix} prefix tokens), one "
           f"layer: fused = a kernel returning the log-sum-exp without writing the scores (CPU: "
           f"`_scaled_dot_product_flash_attention_for_cpu`; CUDA: `_scaled_dot_product_efficient_attention`); "
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
           f"from a float64 reference. queries/row 72: a depth question's prefill; 1: an answer step.", "",
           "| dtype | rows | queries/row | fused ms | materialized ms | fused/materialized | fused err (out, lse) "
           "| materialized err (out, lse) |", "|---|---|---|---|---|---|---|---|"]
+
     def ms(k: dict | None) -> str:
         return f"{k['ms']:.2f}" if k else "-"
 
@@ -195,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{check['kept_graphs']}/{check['questions']} identical ("
                   + ", ".join(f"{k} {v}" for k, v in check["kept_stats"].items()) + ")" if "kept_graphs" in check
                   else "") + "."]
-    (a.out / f"{tag}.md").write_text("\n".join(md) + "\n")
+    md = writer.write(f"Shared-prefix attention kernels ({a.device}, median of {a.repeats} calls)",
+                      {"meta": meta, "rows": rows, "identity": check}, md)
     print("\n".join(md))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

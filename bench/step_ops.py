@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench_common.backends import BenchModel, default_checkpoint
+from bench_common.repeats import result_line, run_worker
+from bench_common.results import ResultsWriter, command_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+
+ANSWER_TOKENS = 6   # per question: the steps counted per frame
 
 # operations that only make a new view of a tensor: no kernel on any device
 VIEWS = frozenset({"view", "_unsafe_view", "unsqueeze", "squeeze", "slice", "select", "reshape", "transpose", "t",
@@ -41,11 +44,13 @@ def count(mode: str, checkpoint: Path, questions: int) -> dict[str, Any]:
 
     from vlm3_ros.contract.prompts import PromptSet
     from vlm3_ros.contract.question import Question
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
     from vlm3_ros.readers.tum import TumSequence
 
-    kw = {"mode": "naive"} if mode == "naive" else {"mode": "engine", "decode_graph": mode.split("-")[1]}
-    backend = TransformersBackend(LocalModelConfig(str(checkpoint), batch_size=questions, prefix_cache_mb=0, **kw))
+    # the node's configuration (its defaults, answers not forced: each question says its length)
+    params = () if mode == "naive" else (("model.decode_graph", mode.split("-")[1]),)
+    model = BenchModel(checkpoint, batch_size=questions, answer_tokens=ANSWER_TOKENS, params=params,
+                       force_answers=False)
+    backend = model.backend("naive" if mode == "naive" else "engine")
     layers = backend.model.config.get_text_config().num_hidden_layers
 
     class Counter(TorchDispatchMode):
@@ -100,7 +105,7 @@ def count(mode: str, checkpoint: Path, questions: int) -> dict[str, Any]:
     img = TumSequence().frames[0].rgb()
     rng = np.random.default_rng(0)
     prompts = PromptSet()
-    qs = [Question("ops", (img,), prompts.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=6)
+    qs = [Question("ops", (img,), prompts.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=ANSWER_TOKENS)
           for _ in range(questions)]
     with c:
         backend.answer(qs)
@@ -116,50 +121,43 @@ def count(mode: str, checkpoint: Path, questions: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=ROOT / ".cache" / "vlm3_ros" / "tiny_qwen3_vl")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: $VLM3_CACHE/tiny_qwen3_vl")
     p.add_argument("--questions", type=int, default=8, help="questions per frame (rows of the engine's batch)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--name-suffix", default="", help="appended to the results files' names (step_ops_tiny<suffix>), "
                    "e.g. for a run on an earlier version of the engine")
     p.add_argument("--_worker", metavar="MODE", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    a.checkpoint = a.checkpoint or default_checkpoint()
     if a._worker:
-        print("RESULT " + json.dumps(count(a._worker, a.checkpoint, a.questions)))
+        print(result_line(count(a._worker, a.checkpoint, a.questions)))
         return 0
-    import subprocess
-
-    from engine_bench import machine
-
     from vlm3_ros.inference.assets import make_test_checkpoint
 
     make_test_checkpoint(a.checkpoint)
+    writer = ResultsWriter(a.out, f"step_ops_tiny{a.name_suffix}", command_line(__file__, argv))
     rows = []
     for mode in ("engine-off", "engine-static", "naive"):   # each in its own process: registries stay clean
-        r = subprocess.run([sys.executable, __file__, "--checkpoint", str(a.checkpoint), "--questions",
-                            str(a.questions), "--_worker", mode], capture_output=True, text=True)
-        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-        if r.returncode or not line:
-            print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)
+        w = run_worker([__file__, "--checkpoint", str(a.checkpoint), "--questions", str(a.questions),
+                        "--_worker", mode])
+        if w.result is None:
+            print(w.failure(), file=sys.stderr)
             return 1
-        rows.append(json.loads(line[0][7:]))
-    a.out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": machine(), "questions": a.questions,
-            "command": "python bench/step_ops.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    (a.out / f"step_ops_tiny{a.name_suffix}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    md = ["# Operations per answer step (tiny checkpoint; counts, not times)", "",
-          f"Command: `{meta['command']}` ({a.questions} depth questions on one frame, 6 answer tokens). "
-          "Counted with a TorchDispatchMode over every forward with one new token per row. kernel ops: "
-          "the operations that are not views (each launches at least one kernel on a GPU). engine-off: the "
-          "engine's dynamic answer steps; engine-static: static shapes (`decode_graph: static`, what a CUDA "
-          "graph captures); naive: transformers' generate with SDPA. Per layer: divide by the text layers "
-          "(2 here, 36 in the 4B, which has the same layer structure).", "",
-          "| mode | ops per step | kernel ops per step | kernel ops per layer | of them in attention per layer "
-          "| most frequent kernel ops per step |", "|---|---|---|---|---|---|"]
+        rows.append(w.result)
+    body = [f"{a.questions} depth questions on one frame, {ANSWER_TOKENS} answer tokens. "
+            "Counted with a TorchDispatchMode over every forward with one new token per row. kernel ops: "
+            "the operations that are not views (each launches at least one kernel on a GPU). engine-off: the "
+            "engine's dynamic answer steps; engine-static: static shapes (`decode_graph: static`, what a CUDA "
+            "graph captures); naive: transformers' generate with SDPA. Per layer: divide by the text layers "
+            "(2 here, 36 in the 4B, which has the same layer structure).", "",
+            "| mode | ops per step | kernel ops per step | kernel ops per layer | of them in attention per layer "
+            "| most frequent kernel ops per step |", "|---|---|---|---|---|---|"]
     for r in rows:
         top = ", ".join(f"{k} {v:.0f}" for k, v in r["top"])
-        md.append(f"| {r['mode']} | {r['ops_per_step']:.0f} | {r['kernel_ops_per_step']:.0f} | "
-                  f"{r['kernel_ops_per_layer']:.1f} | {r['attention_kernel_ops_per_layer']:.1f} | {top} |")
-    (a.out / f"step_ops_tiny{a.name_suffix}.md").write_text("\n".join(md) + "\n")
+        body.append(f"| {r['mode']} | {r['ops_per_step']:.0f} | {r['kernel_ops_per_step']:.0f} | "
+                    f"{r['kernel_ops_per_layer']:.1f} | {r['attention_kernel_ops_per_layer']:.1f} | {top} |")
+    md = writer.write("Operations per answer step (tiny checkpoint; counts, not times)",
+                      {"meta": {"questions": a.questions}, "rows": rows}, body)
     print("\n".join(md))
     return 0
 

@@ -1,8 +1,8 @@
 """The depth backend a benchmark measures, built the way the node builds it: node parameters ->
-``vlm3_ros.params.config.build_config`` -> ``vlm3_ros.params.mapping.backend_config``. New engine
-options are node parameters and reach the benchmarks through ``params``; only what no node sets
-(forced answer lengths for random weights, the reference designs a mode compares against) is
-changed on the mapped configuration here."""
+``vlm3_ros.params.mapping.settings_from`` (validated, then the node's typed settings) -> the depth
+task's backend configuration. New engine options are node parameters and reach the benchmarks
+through ``params``; only what no node sets (forced answer lengths for random weights, the
+reference designs a mode compares against) is changed on the mapped configuration here."""
 
 from __future__ import annotations
 
@@ -52,11 +52,12 @@ class BenchModel:
                    getattr(a, "batch_size", 64), getattr(a, "answer_tokens", 25),
                    getattr(a, "prefix_kernel", "auto"), tuple(sorted(params.items())))
 
-    def node_config(self, mode: str = "engine", extra: dict[str, Any] | None = None) -> Any:
-        """The node's configuration for ``mode`` (the parameters a robot sets, plus ``extra``)."""
-        from vlm3_ros.params.config import build_config
+    def settings(self, mode: str = "engine", extra: dict[str, Any] | None = None) -> Any:
+        """The node's settings for ``mode`` (the parameters a robot sets, plus ``extra``):
+        ``.pipeline``, ``.serving``, ``.backends``."""
+        from vlm3_ros.params.mapping import settings_from
 
-        return build_config({"backend": "transformers", "enabled_tasks": ["depth"], "vo.enabled": False,
+        return settings_from({"backend": "transformers", "enabled_tasks": ["depth"], "vo.enabled": False,
                              "sparse_depth.rate_hz": 0.0, "model.depth_path": str(self.checkpoint),
                              "model.device": self.device, "model.dtype": self.dtype,
                              "model.engine_mode": MODES[mode][0], "model.batch_size": self.batch_size,
@@ -67,10 +68,8 @@ class BenchModel:
         """The mapped backend configuration of the depth task, with what a benchmark changes that
         no node does: answers forced to ``answer_tokens``, the reference design of ``mode``, the
         prefix kernel."""
-        from vlm3_ros.params.mapping import backend_config
-
         _, shared_prefix, shared_lead = MODES[mode]
-        return dataclasses.replace(backend_config(self.node_config(mode, extra), "depth"),
+        return dataclasses.replace(self.settings(mode, extra).backends["depth"],
                                    min_new_tokens=self.answer_tokens if self.force_answers else 0,
                                    shared_prefix_attention=shared_prefix,
                                    shared_question_lead=shared_lead, prefix_kernel=self.prefix_kernel)
