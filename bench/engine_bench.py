@@ -273,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--answer-tokens", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
-                   help="the engine's prefix attention (LocalModelConfig.prefix_kernel); other than auto, "
+                   help="the engine's prefix attention (TransformersConfig.prefix_kernel); other than auto, "
                         "the results files are named with it")
     p.add_argument("--decode-graph", default=param_default("model.decode_graph"), choices=("off", "static", "cuda"),
                    help="the engine's answer steps (node parameter model.decode_graph): cuda (default: static shapes, "

@@ -39,7 +39,7 @@ def question_tokens(checkpoint: Path, points: int, seed: int = 0) -> tuple[int, 
     from transformers import AutoTokenizer
 
     from vlm3_ros.contract.prompts import PromptSet
-    from vlm3_ros.inference.local import common_lead_length
+    from vlm3_ros.inference.transformers_engine.prefix_engine import common_lead_length
 
     tok = AutoTokenizer.from_pretrained(str(checkpoint))
     prompts = PromptSet()

@@ -59,7 +59,7 @@ def measure(a: argparse.Namespace, data: Path, rows: int, mode: str) -> dict:
     model = processor = None
     if a.arch != "tiny":   # random weights of the true architecture, the tiny checkpoint's processor
         from vlm3_ros.inference.assets import random_arch_model
-        from vlm3_ros.inference.local import load_processor
+        from vlm3_ros.inference.transformers_engine.model_loading import load_processor
 
         model = random_arch_model(a.arch, a.device, "bfloat16" if a.device.startswith("cuda") else "float32")
         processor = load_processor(str(a.checkpoint))

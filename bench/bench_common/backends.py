@@ -77,7 +77,8 @@ class BenchModel:
     def backend(self, mode: str = "engine", extra: dict[str, Any] | None = None) -> Any:
         """The depth backend of ``mode``: the checkpoint's model, or random weights of ``arch``
         with the checkpoint's processor."""
-        from vlm3_ros.inference.local import TransformersBackend, load_processor
+        from vlm3_ros.inference.transformers_engine.model_loading import load_processor
+        from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 
         cfg = self.backend_config(mode, extra)
         if self.arch == "tiny":
@@ -91,7 +92,7 @@ class BenchModel:
 def on_same_model(backend: Any, cfg: Any) -> Any:
     """Another backend with configuration ``cfg`` on ``backend``'s model and processor (one model
     in memory for the configurations a benchmark compares)."""
-    from vlm3_ros.inference.local import TransformersBackend
+    from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 
     return TransformersBackend(cfg, model=backend.model, processor=backend.processor)
 

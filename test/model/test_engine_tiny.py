@@ -10,7 +10,9 @@ import pytest
 
 from vlm3_ros.contract.prompts import PromptSet
 from vlm3_ros.contract.question import BackendError, Question
-from vlm3_ros.inference.local import REGISTRY, LocalModelConfig, TransformersBackend
+from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+from vlm3_ros.inference.transformers_engine.model_loading import REGISTRY
+from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 from vlm3_ros.readers.tum import TumSequence
 
 pytestmark = pytest.mark.model
@@ -19,8 +21,8 @@ P = PromptSet()
 
 @pytest.fixture(scope="module")
 def backends(tiny_checkpoint: Path):
-    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16))
-    nai = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="naive"))
+    eng = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=16))
+    nai = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="naive"))
     yield eng, nai
     eng.close()
     nai.close()
@@ -58,15 +60,15 @@ def test_common_leading_question_tokens_are_prefilled_once_per_group(backends) -
     before = eng.stats["shared_question_tokens"]
     assert [x.text for x in eng.answer(qs)] == [y.text for y in nai.answer(qs)]
     k = eng.stats["shared_question_tokens"] - before
-    prefix, prefix_text = eng._cached_prefill(qs[0])
-    lead = eng.tokenizer.decode(eng._suffix_ids(qs[0], prefix_text)[:k])
+    prefix, prefix_text = eng.engine.cached_prefill(qs[0])
+    lead = eng.tokenizer.decode(eng.engine.suffix_ids(qs[0], prefix_text)[:k])
     assert "how far is the point at coordinates (" in lead and qs[0].text.startswith(lead)
     assert prefix.cache.get_seq_length() == prefix.ids.shape[1]
     # one question: nothing to share, the row prefills its own tokens
     eng.answer(qs[:1])
     assert eng.stats["shared_question_tokens"] - before == k
     # switched off (the benchmark's no-lead mode): every row prefills its whole question
-    off = TransformersBackend(LocalModelConfig(str(eng.cfg.path), mode="engine", shared_question_lead=False))
+    off = TransformersBackend(TransformersConfig(str(eng.cfg.path), mode="engine", shared_question_lead=False))
     try:
         assert [x.text for x in off.answer(qs)] == [y.text for y in nai.answer(qs)]
         assert off.stats["shared_question_tokens"] == 0
@@ -107,10 +109,10 @@ def test_the_mrope_trap_is_real(backends) -> None:
     eng, _ = backends
     f = frames()
     q = depth_questions("a", f[0], 1, 5)[0]
-    pa, text_a = eng._prefill(q)
-    pc, _ = eng._prefill(Question("c", (f[2],), "x"))
+    pa, text_a = eng.engine.prefill(q)
+    pc, _ = eng.engine.prefill(Question("c", (f[2],), "x"))
     assert not torch.equal(pa.rope_deltas, pc.rope_deltas)
-    suffix = torch.tensor([eng._suffix_ids(q, text_a)])
+    suffix = torch.tensor([eng.engine.suffix_ids(q, text_a)])
     ids = torch.cat([pa.ids, suffix], dim=1)
 
     def scores(deltas: torch.Tensor) -> torch.Tensor:
@@ -119,7 +121,7 @@ def test_the_mrope_trap_is_real(backends) -> None:
             out = eng.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                      mm_token_type_ids=(ids == eng.image_token_id).int(), image_grid_thw=pa.grid_thw,
                                      past_key_values=copy.deepcopy(pa.cache), output_scores=True,
-                                     return_dict_in_generate=True, **eng._gen_kwargs(1, ids.shape[1], [q]))
+                                     return_dict_in_generate=True, **eng.gen_kwargs(1, ids.shape[1], [q]))
         return out.scores[0][0]
 
     right, wrong = scores(pa.rope_deltas), scores(pc.rope_deltas)
@@ -128,8 +130,8 @@ def test_the_mrope_trap_is_real(backends) -> None:
 
 def test_model_shared_between_backends_with_the_same_path(tiny_checkpoint: Path) -> None:
     before = REGISTRY.loaded()
-    a = TransformersBackend(LocalModelConfig(str(tiny_checkpoint)))
-    b = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="naive"))
+    a = TransformersBackend(TransformersConfig(str(tiny_checkpoint)))
+    b = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="naive"))
     assert a.model is b.model
     assert REGISTRY.loaded() <= before + 1
     a.close()
@@ -148,13 +150,13 @@ def test_model_shared_between_backends_with_the_same_path(tiny_checkpoint: Path)
 def test_config_errors_are_explicit(tiny_checkpoint: Path, cfg: dict, needle: str) -> None:
     kwargs = {"path": str(tiny_checkpoint), **cfg}
     with pytest.raises(BackendError, match=needle):
-        TransformersBackend(LocalModelConfig(**kwargs))
+        TransformersBackend(TransformersConfig(**kwargs))
 
 
 def test_broken_checkpoint_is_reported(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{ not json")
     with pytest.raises(BackendError, match="cannot load checkpoint"):
-        TransformersBackend(LocalModelConfig(str(tmp_path)))
+        TransformersBackend(TransformersConfig(str(tmp_path)))
 
 
 def test_user_text_never_becomes_control_tokens(backends) -> None:
@@ -211,7 +213,7 @@ def test_engine_work_stops_at_a_batch_boundary_when_its_job_is_cancelled(backend
 
 def test_frame_prefix_cache_reuses_a_frame_and_stays_token_identical(tiny_checkpoint: Path, backends) -> None:
     _, nai = backends
-    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=8, prefix_cache_mb=64))
+    eng = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=8, prefix_cache_mb=64))
     try:
         f = frames()
         first = depth_questions("cache-f0", f[0], 4, 1)
@@ -229,18 +231,18 @@ def test_frame_prefix_cache_reuses_a_frame_and_stays_token_identical(tiny_checkp
 
 def test_frame_prefix_cache_is_bounded_by_bytes(tiny_checkpoint: Path) -> None:
     f = [frames()[0]] * 3    # three frames of one size: equal prefix sizes
-    probe = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine"))
+    probe = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine"))
     probe.answer(depth_questions("p", f[0], 1, 0))
     one_mb = probe.stats["prefix_cache_kib"] / 1024
     probe.close()
-    small = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", prefix_cache_mb=1.5 * one_mb))
-    off = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", prefix_cache_mb=0))
+    small = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", prefix_cache_mb=1.5 * one_mb))
+    off = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", prefix_cache_mb=0))
     try:
         for k, img in enumerate(f):
             small.answer(depth_questions(f"b{k}", img, 1, k))
             off.answer(depth_questions(f"b{k}", img, 1, k))
         # room for one prefix: the older ones were evicted, least recently used first
-        assert list(small._prefixes) == ["b2"] and small.stats["prefix_evictions"] == 2
+        assert small.engine.prefixes.keys() == ["b2"] and small.stats["prefix_evictions"] == 2
         assert small.stats["prefix_cache_kib"] <= 1.5 * one_mb * 1024
         off.answer(depth_questions("b0", f[0], 1, 0))
         assert off.stats["prefix_hits"] == 0 and off.stats["prefix_cache_kib"] == 0
@@ -255,12 +257,12 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
     from vlm3_ros.inference import shared_prefix
 
     _, nai = backends
-    shared = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+    shared = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
                                                   prefix_cache_mb=0))
-    replicated = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+    replicated = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
                                                       prefix_cache_mb=0, shared_prefix_attention=False))
     try:
-        assert shared._shared_prefix and not replicated._shared_prefix
+        assert shared.engine.shared and not replicated.engine.shared
         seen: list = []
         real = shared_prefix.shared_prefix_cache
 
@@ -292,10 +294,11 @@ def test_shared_prefix_attention_keeps_one_prefix_and_equals_replication(tiny_ch
         replicated.close()
 
 
-@pytest.mark.parametrize("kernel", ["fused", "materialized"])
+@pytest.mark.parametrize("kernel", ["fused", "materialized", "flex"])
 def test_each_prefix_kernel_answers_as_naive(tiny_checkpoint: Path, backends, kernel: str) -> None:
-    """The prefix part of the shared attention by the fused kernel or by materialised scores: the
-    same tokens as naive generate (bench/prefix_kernel_bench.py --identity checks this on a GPU)."""
+    """The prefix part of the shared attention by the fused kernel or by materialised scores, or
+    both parts in one FlexAttention call: the same tokens as naive generate
+    (bench/prefix_kernel_bench.py --identity checks this on a GPU)."""
     engine_answers_as_naive(tiny_checkpoint, backends[1], 2, 4, prefix_kernel=kernel)
 
 
@@ -303,7 +306,7 @@ def engine_answers_as_naive(checkpoint: Path, naive: TransformersBackend, frame:
                             **settings: object) -> dict:
     """Asserts that an engine with ``settings`` answers 12 depth questions on bag frame ``frame``
     with naive generate's tokens (and that the answers vary); returns the engine's stats."""
-    eng = TransformersBackend(LocalModelConfig(str(checkpoint), mode="engine", batch_size=16, prefix_cache_mb=0,
+    eng = TransformersBackend(TransformersConfig(str(checkpoint), mode="engine", batch_size=16, prefix_cache_mb=0,
                                                **settings))
     try:
         qs = depth_questions(repr(settings), frames()[frame], 12, seed)
@@ -319,9 +322,9 @@ def test_own_greedy_loop_equals_transformers_generate(tiny_checkpoint: Path, bac
     """The engine's decode loop (no float32 logits copy, no processor pass) gives generate's
     tokens, also with forced answer lengths (the benchmark's eos mask)."""
     eng, _ = backends
-    via_generate = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+    via_generate = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
                                                         prefix_cache_mb=0, greedy_loop=False))
-    forced = [TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
+    forced = [TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=16,
                                                    prefix_cache_mb=0, greedy_loop=g, min_new_tokens=6))
               for g in (True, False)]
     try:
@@ -346,7 +349,7 @@ def test_vocabulary_sliced_greedy_token_equals_the_full_logits(tiny_checkpoint: 
     from vlm3_ros.inference import lm_head
 
     rows = lm_head.MIN_ROWS + 8
-    made = {(s, m): TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=rows,
+    made = {(s, m): TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=rows,
                                                          prefix_cache_mb=0, sliced_argmax=s, min_new_tokens=m))
             for s in (True, False) for m in (0, 5)}
     try:
@@ -377,7 +380,7 @@ def test_static_answer_steps_answer_as_naive(tiny_checkpoint: Path, backends, de
 
 def test_decode_graph_setting_is_validated(tiny_checkpoint: Path) -> None:
     with pytest.raises(BackendError, match="decode_graph must be one of"):
-        LocalModelConfig(str(tiny_checkpoint), decode_graph="always").validate()
+        TransformersConfig(str(tiny_checkpoint), decode_graph="always").validate()
 
 
 def test_engine_stages_are_named_for_the_profiler(backends) -> None:
@@ -409,7 +412,7 @@ def test_answer_steps_replayed_as_a_recorded_graph_answer_as_naive(tiny_checkpoi
 
     monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
     _, nai = backends
-    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=8, prefix_cache_mb=0,
+    eng = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=8, prefix_cache_mb=0,
                                                decode_graph="cuda"))
     try:
         rng = np.random.default_rng(8)
@@ -443,7 +446,7 @@ def test_kept_graphs_replay_later_batches_and_frames_as_naive(tiny_checkpoint: P
     monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
     _, nai = backends
     lead, cache_mb = lead_and_cache
-    eng = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="engine", batch_size=6,
+    eng = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="engine", batch_size=6,
                                                prefix_cache_mb=cache_mb, shared_question_lead=lead,
                                                decode_graph="cuda", graph_slots=2))
     try:
@@ -464,7 +467,7 @@ def test_kept_graphs_replay_later_batches_and_frames_as_naive(tiny_checkpoint: P
         assert s["graph_replays"] == s["static_steps"] - decode_graph.WARMUP
         # the diagnostics' size of the kept graph: its prefix and rows' keys and values and its
         # output logits (float32), plus the small inputs and mask
-        (rows, prefix, _, capacity, *_), = eng._graphs._kept
+        (rows, prefix, _, capacity, *_), = eng.engine.graphs._kept
         cfg = eng.model.config.text_config
         head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         held = (rows * capacity + prefix) * cfg.num_key_value_heads * head * 2 * cfg.num_hidden_layers * 4 \
@@ -484,9 +487,9 @@ def forced_replay_backends(tiny_checkpoint: Path, monkeypatch,
 
     monkeypatch.setattr(decode_graph, "graph_factory", lambda device: ReplayGraph)
     base = {"path": str(tiny_checkpoint), "prefix_cache_mb": 64.0, "min_new_tokens": 8}
-    return (TransformersBackend(LocalModelConfig(**base, mode="engine", batch_size=batch_size, decode_graph="cuda",
+    return (TransformersBackend(TransformersConfig(**base, mode="engine", batch_size=batch_size, decode_graph="cuda",
                                                  graph_slots=2)),
-            TransformersBackend(LocalModelConfig(**base, mode="naive")))
+            TransformersBackend(TransformersConfig(**base, mode="naive")))
 
 
 def test_shorter_questions_are_padded_onto_a_kept_graph(tiny_checkpoint: Path, monkeypatch) -> None:

@@ -34,7 +34,7 @@ def sft(tmp_path_factory) -> Path:
 def test_frame_group_loss_and_gradient_equal_the_plain_forward(sft, tiny_checkpoint) -> None:
     from transformers import AutoModelForImageTextToText
 
-    from vlm3_ros.inference.local import load_processor
+    from vlm3_ros.inference.transformers_engine.model_loading import load_processor
 
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_checkpoint), dtype=torch.float32)
     enable_shared_prefix(model)
@@ -60,7 +60,8 @@ def test_frame_group_loss_and_gradient_equal_the_plain_forward(sft, tiny_checkpo
 
 
 def test_lora_run_lowers_val_loss_resumes_and_loads_in_the_node_backend(sft, tiny_checkpoint, tmp_path) -> None:
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
+    from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+    from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
     from vlm3_ros.training.heldout import ask
 
     out = tmp_path / "ft"
@@ -82,7 +83,7 @@ def test_lora_run_lowers_val_loss_resumes_and_loads_in_the_node_backend(sft, tin
     evals = [h["step"] for h in rec2["log_history"] if "eval_loss" in h]
     assert 6 in evals and evals[-1] == 9
     # the node's backend loads the merged checkpoint unchanged and answers
-    backend = TransformersBackend(LocalModelConfig(str(out), batch_size=4))
+    backend = TransformersBackend(TransformersConfig(str(out), batch_size=4))
     try:
         samples = read_jsonl(sft / "val.jsonl")[:2]
         replies = ask(backend, samples, sft)

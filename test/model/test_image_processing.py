@@ -19,7 +19,9 @@ from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.geometry.unify import plan, render
 from vlm3_ros.inference.image_processing import DeviceImageProcessor, ProcessorParams, smart_resize
-from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend, load_processor
+from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+from vlm3_ros.inference.transformers_engine.model_loading import load_processor
+from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 from vlm3_ros.readers.tum import TumSequence
 from vlm3_ros.runtime import timing
 from vlm3_ros.tasks.pipeline import Pipeline, PipelineSettings
@@ -90,8 +92,8 @@ def test_torch_resize_as_on_cuda_is_within_three_grey_levels(processor, frames) 
 
 @pytest.fixture(scope="module")
 def backends(tiny_checkpoint: Path):
-    dev = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), image_processing="device", batch_size=8))
-    pil = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), image_processing="pil", batch_size=8))
+    dev = TransformersBackend(TransformersConfig(str(tiny_checkpoint), image_processing="device", batch_size=8))
+    pil = TransformersBackend(TransformersConfig(str(tiny_checkpoint), image_processing="pil", batch_size=8))
     assert dev.image_processor is not None and pil.image_processor is None
     yield dev, pil
     dev.close()
@@ -103,7 +105,7 @@ def test_model_inputs_equal_the_processors(backends, frames) -> None:
     for task, images in frames.items():
         shown = tuple(images[:1] if task == "depth" else images)
         text = dev.chat_text(Question(task, shown, P.render_depth(500, 500)))
-        a, b = dev._inputs(text, shown), pil._inputs(text, shown)
+        a, b = dev.inputs(text, shown), pil.inputs(text, shown)
         for name in ("input_ids", "attention_mask", "image_grid_thw"):
             assert a[name].tolist() == b[name].tolist(), (task, name)
         assert a["mm_token_type_ids"].tolist() == b["mm_token_type_ids"].tolist(), task
@@ -151,7 +153,7 @@ def test_resampling_once_gives_the_processor_the_grid_and_the_same_tokens(backen
         assert img_once.shape == (gh, gw, 3), task
         assert tuple(dev.image_processor.resize(img_once).shape) == img_once.shape   # nothing left to resize
         text = dev.chat_text(Question(task, (img_once,), P.render_depth(500, 500)))
-        a, b = dev._inputs(text, (img_once,)), dev._inputs(text, (img_unified,))
+        a, b = dev.inputs(text, (img_once,)), dev.inputs(text, (img_unified,))
         for name in ("input_ids", "image_grid_thw", "mm_token_type_ids"):
             assert a[name].tolist() == b[name].tolist(), (task, name)
         level = 2 / 255   # one grey level after rescale and normalise (std 0.5)

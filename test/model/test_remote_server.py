@@ -35,12 +35,13 @@ def served(tiny_checkpoint: Path, tmp_path_factory) -> Iterator[str]:
 
 @pytest.mark.model
 def test_real_server_answers_like_in_process_generate(served: str, tiny_checkpoint: Path) -> None:
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
+    from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+    from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 
     qs = [Question(("f", k), (im,), P.render_depth(100 * k, 50 + 300 * k), max_new_tokens=10)
           for k, im in enumerate(images(3))]
     remote = RemoteBackend(RemoteConfig(url=served, timeout_s=120, max_concurrency=2))
-    local = TransformersBackend(LocalModelConfig(str(tiny_checkpoint), mode="naive"))
+    local = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="naive"))
     try:
         got, want = remote.answer(qs), local.answer(qs)
     finally:

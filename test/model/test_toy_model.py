@@ -81,7 +81,8 @@ def test_stopping_at_the_answer_end_saves_steps_and_changes_no_answer(built) -> 
 
     from vlm3_ros.geometry.camera import CameraModel
     from vlm3_ros.geometry.frame import Frame
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
+    from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+    from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
     from vlm3_ros.params.config import build_config
     from vlm3_ros.params.mapping import pipeline_settings
     from vlm3_ros.readers.tum import TumSequence
@@ -94,7 +95,7 @@ def test_stopping_at_the_answer_end_saves_steps_and_changes_no_answer(built) -> 
     px = np.array([[100.0, 100.0], [320.0, 240.0], [500.0, 400.0], [50.0, 420.0]])
     replies, steps = {}, {}
     for mode in ("engine", "naive"):
-        backend = TransformersBackend(LocalModelConfig(str(built), mode=mode, prefix_cache_mb=0))
+        backend = TransformersBackend(TransformersConfig(str(built), mode=mode, prefix_cache_mb=0))
         try:
             for stop in (True, False):
                 b = backend if stop else _NoAnswerEnd(backend)

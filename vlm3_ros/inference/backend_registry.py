@@ -63,7 +63,7 @@ def close_backends(backends: Mapping[str, Backend]) -> None:
 
 
 def _open_transformers(cfg: Any) -> Backend:
-    from vlm3_ros.inference.local import TransformersBackend
+    from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 
     return TransformersBackend(cfg)
 

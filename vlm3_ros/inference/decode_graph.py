@@ -1,9 +1,9 @@
 """Answer steps with static shapes, and their capture as one CUDA graph per batch.
 
-On a GPU an answer step of the 4B is launch-bound: about 3000 kernels per forward through the
-library's eager decoder layers, 36-78 ms per step on an H200 whatever the rows, while the GPU work
-of a 256-row step is a few ms (docs/engine.md, "On a GPU"). A CUDA graph replays the recorded
-kernels with one launch, but only if every step has the same shapes and tensor addresses. Here:
+On a GPU an answer step is launch-bound: thousands of kernels per forward through the library's
+eager decoder layers, each launched by the host, while the GPU work of the step is small
+(docs/engine.md, "On a GPU"). A CUDA graph replays the recorded kernels with one launch, but only
+if every step has the same shapes and tensor addresses. Here:
 
 - the rows' own keys/values are written at a device-tensor index into the buffers the
   shared-prefix cache preallocated, which are returned whole (``SharedPrefixLayer.make_static``);
@@ -11,20 +11,18 @@ kernels with one launch, but only if every step has the same shapes and tensor a
   as it is), whose column for the position being written is opened before each step;
 - token ids and positions are copied into fixed input tensors.
 
-Modes (``LocalModelConfig.decode_graph``, node parameter ``model.decode_graph``): ``cuda``
+Modes (``TransformersConfig.decode_graph``, node parameter ``model.decode_graph``): ``cuda``
 (default) captures the step after ``WARMUP`` eager ones as a CUDA graph and replays it for the
 rest of the batch on CUDA devices, and runs static steps elsewhere; :class:`GraphPool` keeps the
 captured graphs (``graph_slots``) so later batches and frames of the same shapes replay from their
-first step. Measured on an H200 (docs/engine.md, "On a GPU"): in one check run a graph per batch
-took 1332 / 662 / 485 ms per frame at 256 / 64 / 8 points, eager static steps 1697 / 1482 / 1582
-ms (engine_4b_cuda_graph-cuda.md, engine_4b_cuda_run3.md); in the next, kept graphs 1211 ms at
-256 points vs 1303 ms with a graph per batch (engine_4b_cuda.md, engine_4b_cuda_slots0.md); the
-tokens are naive's on the GPU (prefix_kernel_cuda.md). On a CPU a test replays the
-recorded ops of the step as a graph would (:mod:`vlm3_ros.testing.replay_graph`). ``static`` runs
-the fixed-shape steps eagerly on any device (the same tokens as the dynamic loop; fewer
-operations per step than it: the cache update is one indexed copy per layer and the mask is not
-rebuilt, bench/step_ops.py); a capture that fails falls back to eager static steps for the batch
-and is counted; ``off``: the cache grows by one position per step as transformers' own loop does.
+first step. On a CPU a test replays the recorded ops of the step as a graph would
+(:mod:`vlm3_ros.testing.replay_graph`). ``static`` runs the fixed-shape steps eagerly on any
+device (the same tokens as the dynamic loop; fewer operations per step than it: the cache update
+is one indexed copy per layer and the mask is not rebuilt, bench/step_ops.py); a capture that
+fails falls back to eager static steps for the batch and is counted; ``off``: the cache grows by
+one position per step as transformers' own loop does. The step may be compiled with
+torch.compile first (``compile_step``, :mod:`vlm3_ros.inference.transformers_engine.compiled_step`):
+the graph then records the compiled step's kernels.
 """
 
 from __future__ import annotations
@@ -39,19 +37,16 @@ import torch
 
 LOG = logging.getLogger(__name__)
 
-DECODE_GRAPHS = ("off", "static", "cuda")
 WARMUP = 2   # eager steps (on a side stream) before the capture: lazy library state is set up by then
 # A batch's own tokens may be padded by up to this many to run on a kept graph made for longer
 # questions: a depth question's length varies with its coordinates' digits (up to 6 tokens), and
-# each length was a graph of its own (on an H200, 1-point frames captured 3 graphs in 4 frames:
-# bench/results/engine_4b_cuda.md). The padding sits between prefix and question, masked, as in
-# batches of unequal questions (the same tokens: test_static_answer_steps_answer_as_naive).
+# each length would otherwise be a graph of its own. The padding sits between prefix and question,
+# masked, as in batches of unequal questions (the same tokens: test_static_answer_steps_answer_as_naive).
 LENGTH_STEP = 8
 # A small batch may be padded with copies of its last question (answers dropped) to run on a kept
 # graph of more rows: at most twice its rows and at most this many more. A small batch's answer
-# step is launch-bound (10-15 ms at 1-64 rows as a graph on an H200), so its extra rows cost little
-# there, while a capture costs about three eager steps (37-59 ms each; engine_4b_cuda_run3.md); the
-# extra rows' prefill grows with them, hence the bounds.
+# step is launch-bound on a GPU, so its extra rows cost little there, while a capture costs about
+# as much as three eager steps; the extra rows' prefill grows with them, hence the bounds.
 ROW_PAD = 16
 
 
@@ -102,12 +97,12 @@ class _Kept:
 class GraphPool:
     """Captured answer steps kept for later batches of the same shapes (a backend's; LRU).
 
-    A capture costs the batch its :data:`WARMUP` eager steps plus the capture itself (on an H200
-    about 3 steps of 40-60 ms), every batch again without this pool; the node's default batches of
-    32 make a 256-point frame 8 batches. A later batch whose shapes match (rows, prefix length, own
-    tokens written, buffer capacity: everything the capture froze on the host) copies its prefix
-    and own keys/values, mask and inputs into the kept graph's tensors and replays from its first
-    step. Each kept graph holds its batch's own key/value buffers (rows x capacity x layers) and
+    A capture costs the batch its :data:`WARMUP` eager steps plus the capture itself, every batch
+    again without this pool (a frame of many points is several batches). A later batch whose
+    shapes match (rows, prefix length, own tokens written, buffer capacity: everything the capture
+    froze on the host) copies its prefix and own keys/values, mask and inputs into the kept graph's
+    tensors and replays from its first step. Each kept graph holds its batch's own key/value
+    buffers (rows x capacity x layers) and
     the prefix, so ``slots`` bounds memory; 0 keeps none."""
 
     def __init__(self, slots: int) -> None:

@@ -3,7 +3,7 @@
 
 The checkpoint's processor (``Qwen2VLImageProcessorPil`` where torchvision is missing) resizes with
 PIL on the CPU and hands the model float32 ``pixel_values`` (4 bytes per value, twice over for
-the temporal patch): 43 ms and 27 MB for a TUM depth frame. Here the uint8 image (3.4 MB) goes to
+the temporal patch), tens of MB for a TUM depth frame. Here the uint8 image (3.4 MB) goes to
 the device once and everything after the resize runs there. The steps and their order are the
 processor's:
 
@@ -21,7 +21,7 @@ On the CPU the values equal the processor's (float rounding aside); on CUDA they
 by the resize's float arithmetic (PIL rounds to 8 bits between its two passes): at most 3 grey
 levels, 0.12 on average on a TUM depth frame. test/model/test_image_processing.py checks both on
 the bundled frames, and the tiny model's greedy tokens; grid, token count and layout are identical.
-``LocalModelConfig.image_processing = "pil"`` keeps the checkpoint's processor as the reference.
+``TransformersConfig.image_processing = "pil"`` keeps the checkpoint's processor as the reference.
 """
 
 from __future__ import annotations

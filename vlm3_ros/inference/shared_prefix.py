@@ -28,6 +28,7 @@ from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from vlm3_ros.inference.transformers_engine.engine_settings import PREFIX_KERNELS
 from vlm3_ros.runtime.cancel import scoped
 
 NAME = "vlm3_shared_prefix"
@@ -146,14 +147,20 @@ def shared_prefix_cache(prefix_cache: DynamicCache, config: Any, capacity: int =
     return cache
 
 
-def _layer_of(module: torch.nn.Module) -> SharedPrefixLayer | None:
-    cache = _ACTIVE.get()
+def _layer_of(module: torch.nn.Module, cache: DynamicCache | None = None) -> SharedPrefixLayer | None:
+    if cache is None:
+        cache = _ACTIVE.get()
     idx = getattr(module, "layer_idx", None)
     if cache is None or idx is None or idx >= len(cache.layers):
         return None
     layer = cache.layers[idx]
     return layer if isinstance(layer, SharedPrefixLayer) else None
 
+
+# The keyword under which a forward may hand the attention function its shared-prefix cache (the
+# model passes unknown keywords down to the attention): torch.compile traces that, while reading
+# the context variable below would break its graph at every layer
+CACHE_KWARG = "vlm3_shared_cache"
 
 # The cache of the generate call in progress in this thread/context (two nodes' workers in one
 # process generate at the same time on different models: a context variable keeps them apart)
@@ -171,7 +178,7 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
     """Attention of ``query`` (B, H, q, d) over the shared prefix and the rows' own ``key``/``value``
     (B, Hkv, T, d); ``attention_mask``: additive (B, 1, q, P + T) over prefix then own tokens.
     Returns (B, q, H, d) like the library's functions."""
-    layer = _layer_of(module)
+    layer = _layer_of(module, kwargs.pop(CACHE_KWARG, None))
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
@@ -202,7 +209,6 @@ def shared_prefix_attention(module: torch.nn.Module, query: torch.Tensor, key: t
 # How the prefix part is computed: "fused", a kernel that returns the log-sum-exp and never writes
 # the (queries x prefix) scores; "materialized", the scores written once and softmaxed in place;
 # "auto", the one measured faster where it was measured (bench/prefix_kernel_bench.py)
-PREFIX_KERNELS = ("auto", "fused", "materialized")
 
 # PyTorch's fused kernels that return the log-sum-exp (None where a build lacks one): the CPU flash
 # kernel (PyTorch >= 2.2) and CUDA's memory-efficient attention (float32, float16 and bfloat16)
@@ -212,10 +218,10 @@ _CUDA_EFFICIENT = getattr(torch.ops.aten, "_scaled_dot_product_efficient_attenti
 
 def fused_prefix_kernel(device: torch.device, dtype: torch.dtype, kernel: str = "auto") -> Any:
     """The fused kernel the prefix part runs on for ``kernel`` (:data:`PREFIX_KERNELS`), or None
-    for materialised scores. "auto": on CUDA the fused kernel (on an H200 it took 0.45-0.60x the
-    time of materialised scores at every bfloat16 shape of the 4B, with the engine's tokens
-    identical: bench/results/prefix_kernel_cuda.md); on a CPU the fused kernel in float32 only (in
-    bfloat16 at the 4B's widths it was slower: prefix_kernel_cpu.md)."""
+    for materialised scores (also for "flex", whose prefix part is inside its FlexAttention call:
+    flex_prefix.py). "auto": on CUDA the fused kernel; on a CPU the fused kernel in float32 only,
+    materialised scores in bfloat16 (the faster of the two where bench/prefix_kernel_bench.py
+    measured them)."""
     if kernel == "materialized":
         return None
     if device.type == "cpu":
@@ -231,7 +237,7 @@ def prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, s
     and the log-sum-exp of each query's scaled scores (Hkv, N, 1), float32.
 
     A fused kernel never writes the (N x P) scores: for the question prefill of 256 rows x 86
-    tokens of the tiny model those are 400 MB per layer, at the 4B's widths on a GPU 1.3 GB (bf16).
+    tokens they are hundreds of MB per layer.
     Materialised: the scores written once, softmaxed in place (any device and dtype)."""
     fused = fused_prefix_kernel(q_fold.device, q_fold.dtype, kernel)
     if fused is not None and fused is _CPU_FLASH:
@@ -247,10 +253,8 @@ def prefix_attention(q_fold: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, s
     top = s.amax(-1, keepdim=True)
     s.sub_(top).exp_()
     z = s.sum(-1, keepdim=True)
-    # the log and the sum with the maximum in float32: in bfloat16 they rounded the log-sum-exp by
-    # up to 0.035 (a 3.5% error in the prefix's weight against the rows' own tokens), now 0.005,
-    # the rounding of z itself (bench/results/prefix_kernel_cpu.md). Summing in float32 instead
-    # would gain a little more for half again the time on a CPU.
+    # the log and the sum with the maximum in float32: in bfloat16 they rounded the log-sum-exp
+    # far beyond the rounding of z itself (bench/results/prefix_kernel_cpu.md)
     return torch.matmul(s, pv[0]) / z, z.float().log() + top.float()
 
 
@@ -266,6 +270,10 @@ def _rows_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     output o_p and log-sum-exp l_p stand for the whole prefix as one extra score column, so one
     softmax over [own scores s, l_p] gives the own weights w and the prefix's weight w_p, and the
     result is w V + w_p o_p: the same as attention over the concatenated keys."""
+    if prefix_kernel == "flex":   # both parts in one FlexAttention call (flex_prefix.py)
+        from vlm3_ros.inference.flex_prefix import flex_rows_attention
+
+        return flex_rows_attention(query, key, value, m, pk, pv, scale, valid)
     b, h, q, d = query.shape
     hkv, p = pk.shape[1], pk.shape[2]
     g = h // hkv

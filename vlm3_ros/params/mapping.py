@@ -17,8 +17,8 @@ from vlm3_ros.contract.question import Backend
 from vlm3_ros.geometry.odometry import KeyframePolicy
 from vlm3_ros.inference.backend_registry import open_backends as open_registered
 from vlm3_ros.inference.ground_truth.backend import GroundTruthConfig
-from vlm3_ros.inference.local import LocalModelConfig
 from vlm3_ros.inference.remote import RemoteConfig
+from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
 from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
 from vlm3_ros.params.node_settings import CameraSubscription, NodeSettings
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings, SparseDepthSettings
@@ -67,13 +67,13 @@ def backend_config(cfg: NodeConfig, task: str) -> Hashable:
     """The configuration of ``task``'s backend (equal configurations share one backend)."""
     kind = cfg["backend"]
     if kind == "transformers":
-        return LocalModelConfig(path=cfg.model_path(task), device=cfg["model.device"], dtype=cfg["model.dtype"],
-                                attn_implementation=cfg["model.attn_implementation"],
-                                quantization=cfg["model.quantization"], max_pixels=cfg["model.max_pixels"],
-                                mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"],
-                                image_processing=cfg["model.image_processing"],
-                                prefix_cache_mb=cfg["model.prefix_cache_mb"], decode_graph=cfg["model.decode_graph"],
-                                graph_slots=cfg["model.graph_slots"])
+        return TransformersConfig(path=cfg.model_path(task), device=cfg["model.device"], dtype=cfg["model.dtype"],
+                                  attn_implementation=cfg["model.attn_implementation"],
+                                  quantization=cfg["model.quantization"], max_pixels=cfg["model.max_pixels"],
+                                  mode=cfg["model.engine_mode"], batch_size=cfg["model.batch_size"],
+                                  image_processing=cfg["model.image_processing"],
+                                  prefix_cache_mb=cfg["model.prefix_cache_mb"], decode_graph=cfg["model.decode_graph"],
+                                  graph_slots=cfg["model.graph_slots"], compile_step=cfg["model.compile_step"])
     if kind == "remote":
         return RemoteConfig(url=cfg[f"remote.{task}_url"] or cfg["remote.url"],
                             model=cfg[f"remote.{task}_model"] or cfg["remote.model"], api_key=api_key(cfg),

@@ -91,6 +91,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("model.graph_slots", 2, "decode_graph cuda: captured answer steps kept for later batches of the same shape "
        "(each holds its batch's own keys/values: rows x (question + answer tokens) x layers); 0 = capture per batch",
        0, 64),
+    _P("model.compile_step", False, "engine answer steps with fixed shapes (decode_graph static or cuda) compiled "
+       "with torch.compile (inductor) at configure, on a dummy frame; on CUDA the captured graphs replay the compiled "
+       "step; compiled code is cached on disk under the package's cache directory"),
     _P("model.prefix_cache_mb", 512.0, "prefilled image prefixes (the frame's KV after vision encode + prefill) kept "
        "for reuse by later requests, the sparse-depth producer and VO on the same frame; LRU by bytes (the KV "
        "and the frame's image), 0 = off",

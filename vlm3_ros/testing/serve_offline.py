@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.cli.serving import model_manager
     from transformers.cli.transformers import app
 
-    from vlm3_ros.inference.local import load_processor
+    from vlm3_ros.inference.transformers_engine.model_loading import load_processor
 
     def _load_processor(self: Any, model_id_and_revision: str, gguf_file: str | None = None) -> Any:
         return load_processor(model_id_and_revision.split("@", 1)[0])

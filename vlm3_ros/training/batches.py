@@ -1,7 +1,7 @@
 """Samples -> training batches that show each image once: all questions on one image set form a
 frame group; a batch is one image prefix plus up to ``rows`` question/answer rows on it.
 
-Tokenisation is the serving engine's (:mod:`vlm3_ros.inference.local`): the chat template renders
+Tokenisation is the serving engine's (:mod:`vlm3_ros.inference.transformers_engine`): the chat template renders
 the user turn with the generation prompt; the prefix is everything up to the last
 ``<|vision_end|>`` (a special token, so the cut cannot split a BPE merge); a row is the rest of the
 prompt followed by the answer and ``<|im_end|>``, tokenised as the model generates it. Targets

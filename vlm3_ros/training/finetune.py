@@ -156,7 +156,7 @@ def load_for_training(cfg: FinetuneConfig, model: Any = None, processor: Any = N
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from vlm3_ros.inference.local import load_processor, resolve_device, resolve_dtype
+    from vlm3_ros.inference.transformers_engine.model_loading import load_processor, resolve_device, resolve_dtype
 
     device = resolve_device(cfg.device)
     if model is None:

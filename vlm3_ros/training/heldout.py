@@ -131,11 +131,12 @@ def score_checkpoint(model_dir: Path, data_dir: Path, split: str = "val", device
     ``split`` and score the replies."""
     from tqdm import tqdm
 
-    from vlm3_ros.inference.local import LocalModelConfig, TransformersBackend
+    from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+    from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
     from vlm3_ros.training.sft_samples import read_jsonl, split_files
 
     samples = read_jsonl(split_files(data_dir)[split])
-    backend = TransformersBackend(LocalModelConfig(str(model_dir), device=device, batch_size=32))
+    backend = TransformersBackend(TransformersConfig(str(model_dir), device=device, batch_size=32))
     try:
         with tqdm(total=len(samples), desc=f"held-out {split}", unit="question", disable=not show_progress) as bar:
             replies = ask(backend, samples, data_dir, bar)

@@ -73,7 +73,7 @@ def answer_loss(model: Any, batch: dict[str, Any], vision: FrozenVisionFeatures 
     if vision is not None and "image_key" in batch:
         image = {"mm_encoder_outputs": {"image": vision.get(inner, batch["image_key"], batch["pixel_values"],
                                                             batch["image_grid_thw"])}}
-    inner.rope_deltas = None      # the prefix sets the image's mRoPE offset afresh (see inference/local.py)
+    inner.rope_deltas = None      # the prefix sets the image's mRoPE offset afresh (see prefix_engine.py)
     inner(input_ids=batch["prefix_input_ids"], attention_mask=batch["prefix_attention_mask"],
           mm_token_type_ids=batch["mm_token_type_ids"], image_grid_thw=batch["image_grid_thw"],
           past_key_values=cache, use_cache=True, **image)

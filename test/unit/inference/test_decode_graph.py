@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vlm3_ros.inference import shared_prefix as sp
-from vlm3_ros.inference.decode_graph import DECODE_GRAPHS, GraphPool, StaticDecode
-from vlm3_ros.inference.local import LocalModelConfig
+from vlm3_ros.inference.decode_graph import GraphPool, StaticDecode
+from vlm3_ros.inference.transformers_engine.engine_settings import DECODE_GRAPHS, TransformersConfig
 from vlm3_ros.params.config import build_config
 from vlm3_ros.params.mapping import backend_config
 from vlm3_ros.params.table import PARAMS
@@ -67,7 +67,7 @@ def test_the_node_parameter_selects_the_mode() -> None:
     with naive's tokens on an H200, docs/engine.md); the node parameters reach the backend."""
     spec = next(p for p in PARAMS if p.name == "model.decode_graph")
     assert tuple(spec.choices) == DECODE_GRAPHS and spec.default == "cuda"
-    assert LocalModelConfig("/models/depth").decode_graph == spec.default
+    assert TransformersConfig("/models/depth").decode_graph == spec.default
     cfg = build_config({"backend": "transformers", "enabled_tasks": ["depth"], "model.depth_path": "/models/depth",
                         "model.decode_graph": "static", "model.graph_slots": 5})
     assert backend_config(cfg, "depth").decode_graph == "static"

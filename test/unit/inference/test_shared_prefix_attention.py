@@ -1,7 +1,8 @@
 """The shared-prefix attention (vlm3_ros/inference/shared_prefix.py) equals SDPA over the prefix
 replicated per row and concatenated with the rows' own keys: the question prefill with padding,
 a decode step, the unmasked causal case; the prefix part through PyTorch's fused CPU kernel and
-through materialised scores (any device); float32 and bfloat16."""
+through materialised scores (any device), and both parts as one FlexAttention call (flex_prefix.py,
+run eagerly here); float32 and bfloat16."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _reference(pk, pv, query, key, value, mask) -> torch.Tensor:
     return sdpa_attention_forward(_Attention(), query, k, v, mask)[0]
 
 
-@pytest.mark.parametrize("kernel", ["auto", "fused", "materialized"])
+@pytest.mark.parametrize("kernel", ["auto", "fused", "materialized", "flex"])
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("rows, q, own, pad", [(5, 9, 9, 2), (6, 1, 14, 3), (3, 4, 4, 0)])
 def test_equals_sdpa_over_the_replicated_prefix(rows: int, q: int, own: int, pad: int, dtype: torch.dtype,
@@ -105,16 +106,17 @@ def test_layers_without_a_shared_prefix_run_sdpa() -> None:
     assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("kernel", ["auto", "flex"])
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.bfloat16, 2e-2)])
-def test_preallocated_own_keys_are_read_whole_with_their_unwritten_tail_masked(dtype: torch.dtype,
-                                                                               tol: float) -> None:
+def test_preallocated_own_keys_are_read_whole_with_their_unwritten_tail_masked(dtype: torch.dtype, tol: float,
+                                                                               kernel: str) -> None:
     """The engine's layers write the rows' own keys/values into buffers sized for question +
     answer; the attention reads the whole (contiguous) buffer and masks the positions not
     written yet. Garbage in that tail must not change the result."""
     rows, q_len, own = 4, 5, 6
     pk, pv, query, key, value, mask = _case(rows, q_len, own, 1, dtype, seed=11)
     prefix = type("C", (), {"layers": [type("L", (), {"keys": pk, "values": pv})()]})()
-    cache = sp.shared_prefix_cache(prefix, config=None, capacity=own + 7)
+    cache = sp.shared_prefix_cache(prefix, config=None, capacity=own + 7, prefix_kernel=kernel)
     layer = cache.layers[0]
     with torch.inference_mode(), sp.active(cache):
         # the question prefill (5 own tokens), then one decode step: 6 of the 13 positions written
@@ -132,7 +134,7 @@ def test_preallocated_own_keys_are_read_whole_with_their_unwritten_tail_masked(d
 
 
 def test_common_lead_length_leaves_every_row_its_last_token() -> None:
-    from vlm3_ros.inference.local import common_lead_length
+    from vlm3_ros.inference.transformers_engine.prefix_engine import common_lead_length
 
     assert common_lead_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9, 4]]) == 2
     assert common_lead_length([[1, 2, 3], [1, 2, 3, 4]]) == 2     # the shorter row keeps its last token

@@ -138,7 +138,7 @@ def test_prompts_are_what_the_node_sends(exported) -> None:
 def test_messages_render_through_the_chat_template(exported, tiny_checkpoint) -> None:
     """The layout is transformers' chat-template input: the rendered conversation is the user
     turn the node's engine renders, followed by the assistant's answer."""
-    from vlm3_ros.inference.local import load_processor
+    from vlm3_ros.inference.transformers_engine.model_loading import load_processor
 
     out, _ = exported
     s = read_jsonl(out / "train.jsonl")[0]
