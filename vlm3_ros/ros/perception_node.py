@@ -51,8 +51,9 @@ from vlm3_ros.ros.client import SERVICE_QOS
 from vlm3_ros.ros.services import SERVICES
 from vlm3_ros.ros.stop_signals import StopSignals
 from vlm3_ros.serving import debug_view
-from vlm3_ros.serving.core import PerceptionCore, Reply
+from vlm3_ros.serving.core import PerceptionCore
 from vlm3_ros.serving.log import Log
+from vlm3_ros.serving.service_requests import Reply
 from vlm3_ros.tasks.depth_task import DepthResult
 from vlm3_ros.tasks.task_registry import TASKS
 
@@ -75,7 +76,7 @@ class PerceptionNode(LifecycleNode):
         srv_qos = SERVICE_QOS
         for name, spec in TASKS.items():
             srv_type, handler = SERVICES[name]
-            self.create_service(srv_type, f"~/{spec.service}", functools.partial(handler, self.core),
+            self.create_service(srv_type, f"~/{spec.service}", functools.partial(handler, self.core.services),
                                 qos_profile=srv_qos, callback_group=ReentrantCallbackGroup())
         self.create_service(Trigger, "~/reset_odometry", self._srv_reset, qos_profile=srv_qos,
                             callback_group=ReentrantCallbackGroup())
@@ -84,7 +85,7 @@ class PerceptionNode(LifecycleNode):
         self.pub_debug = self.create_publisher(Image, "~/debug_image", 2)
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", 5)
         self._path: deque[np.ndarray] = deque(maxlen=2000)
-        self.core.on_reply = self._on_reply
+        self.core.services.on_reply = self._on_reply
         self.pub_odom = self.create_publisher(Odometry, "~/odom", 10)
         self.pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100,
                                                                          reliability=ReliabilityPolicy.RELIABLE))
@@ -185,15 +186,15 @@ class PerceptionNode(LifecycleNode):
         return result
 
     # ================================================================== camera
-    # Every subscription runs inside core.safely: a malformed message is counted and dropped.
+    # Every subscription runs inside camera.safely: a malformed message is counted and dropped.
     def _on_info(self, msg: CameraInfo) -> None:
-        self.core.safely("camera_info", lambda: self.core.on_camera_info(cv.stamp_ns(msg.header.stamp),
-                                                                         cv.camera_info_data(msg)))
+        cam = self.core.camera
+        cam.safely("camera_info", lambda: cam.on_camera_info(cv.stamp_ns(msg.header.stamp), cv.camera_info_data(msg)))
 
     def _on_image(self, msg: Image) -> None:
-        max_px = self.core.max_image_pixels
-        self.core.safely("image", lambda: self.core.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id,
-                                                             lambda: cv.image_to_rgb(msg, max_px)))
+        cam, max_px = self.core.camera, self.core.camera.max_image_pixels
+        cam.safely("image", lambda: cam.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id,
+                                                 lambda: cv.image_to_rgb(msg, max_px)))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         def decode() -> np.ndarray:
@@ -202,12 +203,12 @@ class PerceptionNode(LifecycleNode):
                 raise ImageDecodeError(f"cannot decode compressed image (format {msg.format!r})")
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-        self.core.safely("compressed image", lambda: self.core.on_image(cv.stamp_ns(msg.header.stamp),
-                                                                        msg.header.frame_id, decode))
+        cam = self.core.camera
+        cam.safely("compressed image", lambda: cam.on_image(cv.stamp_ns(msg.header.stamp), msg.header.frame_id, decode))
 
     def _on_tf(self, static: bool, msg: TFMessage) -> None:
-        self.core.safely("/tf_static" if static else "/tf",
-                         lambda: self.core.on_tf([cv.tf_edge(t) for t in msg.transforms], static))
+        cam, topic = self.core.camera, "/tf_static" if static else "/tf"
+        cam.safely(topic, lambda: cam.on_tf([cv.tf_edge(t) for t in msg.transforms], static))
 
     # ================================================================== outputs
     def _srv_reset(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
