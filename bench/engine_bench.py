@@ -87,7 +87,7 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
         torch.cuda.reset_peak_memory_stats()
     pipe = Pipeline({"depth": backend}, model.settings(mode).pipeline)
     clock = None
-    if a.device == "cpu" and mode != "naive":
+    if a.device == "cpu" and mode != "naive" and not a.compile_step:   # (a clock would break the compiled graph)
         clock = AttentionClock([backend.model.config.get_text_config()._attn_implementation])
     rng = np.random.default_rng(0)
     times, gen, stages, split = [], 0, [], []
@@ -137,7 +137,8 @@ def worker(a: argparse.Namespace, mode: str, points: int) -> dict:
 
 
 # the answer steps' static shapes and CUDA graphs (decode_graph.py), per configuration
-GRAPH_STATS = ("static_steps", "graph_captures", "graph_reuses", "graph_replays", "graph_failures")
+GRAPH_STATS = ("static_steps", "graph_captures", "graph_reuses", "graph_replays", "graph_failures",
+               "compiled_graphs", "recompiles", "warmup_s", "configure_s")
 
 
 def results_name(a: argparse.Namespace) -> str:
@@ -149,6 +150,8 @@ def results_name(a: argparse.Namespace) -> str:
         tag += f"_graph-{a.decode_graph}"
     if a.graph_slots != param_default("model.graph_slots"):
         tag += f"_slots{a.graph_slots}"
+    if a.compile_step:
+        tag += "_compiled"
     return tag + a.name_suffix
 
 
@@ -243,6 +246,7 @@ def write_results(a: argparse.Namespace, writer: ResultsWriter, results: dict[tu
     rows = combine(results)
     meta = {"arch": a.arch, "device": a.device, "dtype": a.dtype, "answer_tokens": a.answer_tokens,
             "prefix_kernel": a.prefix_kernel, "decode_graph": a.decode_graph, "graph_slots": a.graph_slots,
+            "compile_step": a.compile_step,
             "batch_size": a.batch_size, "frames": a.frames, "runs": a.runs,
             "quoted": "each configuration's median run by frame_s; frame_s_spread: min / median / max over its runs",
             **({"stopped": stopped} if stopped else {})}
@@ -272,7 +276,7 @@ def parser() -> argparse.ArgumentParser:
                         "the results then say how many runs each configuration got")
     p.add_argument("--answer-tokens", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized"),
+    p.add_argument("--prefix-kernel", default="auto", choices=("auto", "fused", "materialized", "flex"),
                    help="the engine's prefix attention (TransformersConfig.prefix_kernel); other than auto, "
                         "the results files are named with it")
     p.add_argument("--decode-graph", default=param_default("model.decode_graph"), choices=("off", "static", "cuda"),
@@ -282,6 +286,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--graph-slots", type=int, default=param_default("model.graph_slots"),
                    help="captured answer steps kept for later batches (model.graph_slots; 0: capture per batch); "
                         "other than the default, the results files are named with it")
+    p.add_argument("--compile-step", action="store_true",
+                   help="answer steps compiled with torch.compile at configure (node parameter model.compile_step; "
+                        "configure_s, warmup_s, compiled_graphs and recompiles per configuration); the results "
+                        "files are named with _compiled")
     p.add_argument("--name-suffix", default="", help="appended to the results files' names "
                    "(engine_<arch>_<device><suffix>), so a partial run keeps the main files")
     p.add_argument("--profile", action="store_true",

@@ -16,31 +16,40 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
        the engine as a node runs it: answer steps captured as a CUDA graph, kept for later batches; up to 3
        runs per configuration (separate processes; as many rounds as fit in 280 s), the median run quoted
        with the spread
-    2. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
+    2. engine-compiled: the engine at 256/64/8/1 points with --compile-step (the answer step compiled with
+       torch.compile at configure, replayed as CUDA graphs) from a cold inductor cache: per configuration
+       configure_s (the first cold, the later ones warm), warmup_s, compiled_graphs, recompiles
+    3. prefix-kernel: bench/prefix_kernel_bench.py --identity: the shared prefix's attention, CUDA's fused
        kernel vs materialised scores at the 4B's shapes (8/64/256 rows), and the engine's tokens with each
-       kernel, with the CUDA-graph answer steps and on kept graphs vs naive generate (tiny checkpoint,
-       float32, on the GPU)
-    3. engine-per-batch: the engine at 256/8 points with --graph-slots 0 (a graph captured per batch)
-    4. engine-static: the engine at 256/64/8/1 points with --decode-graph static (no graph)
-    5. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
+       kernel, with the CUDA-graph answer steps, on kept graphs, with the FlexAttention kernel, compiled,
+       and compiled with FlexAttention vs naive generate (tiny checkpoint, float32, on the GPU)
+    4. engine-flex: the compiled engine at 256/8 points with --prefix-kernel flex (one attention kernel
+       per layer)
+    5. compiled-profile: the compiled engine's 256-point frame under torch.profiler (kernels per answer
+       step: divide the answer_step range's kernels by its steps and the 36 layers)
+    6. engine-per-batch: the engine at 256/8 points with --graph-slots 0 (a graph captured per batch)
+    7. engine-static: the engine at 256/64/8/1 points with --decode-graph static (no graph)
+    8. profile: bench/engine_bench.py --arch 4b --profile at 256 points: GPU kernel time vs wall
        time of one frame, kernels launched, the costliest ops, host time, GPU span and kernel time per
        engine stage (image prefix, question prefill, answer steps)
-    6. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
+    9. finetune: bench/finetune_step.py --arch 4b --method lora: LoRA steps per second, ours vs naive
        (4, 16 and 64 questions per step)
-    7. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
+    10. latency: bench/latency.py --arch 4b: the per-stage table (image processing on the device vs PIL)
        at 256 and 1 points
-    8. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
+    11. engine-materialized: bench/engine_bench.py --arch 4b --prefix-kernel materialized at 256/64 points
        (CUDA's "auto" is the fused kernel)
-    9. ceilings: bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth,
+    12. ceilings: bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth,
        and a depth frame's compute floor at those rates
   The order: the engine as it now runs first, then the checks and comparisons beside it (the
   2026-12-04 runs measured the ceilings, the materialised kernel and the latency stages; see
   docs/engine.md).
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
-  Step names: engine, prefix-kernel, engine-per-batch, engine-static, profile, finetune, latency,
-  engine-materialized, ceilings.
-  Results: bench/results/{engine_4b_cuda,prefix_kernel_cuda,engine_4b_cuda_slots0,
+  Step names: engine, engine-compiled, prefix-kernel, engine-flex, compiled-profile, engine-per-batch,
+  engine-static, profile, finetune, latency, engine-materialized, ceilings. Within 8 minutes the
+  first three fit; issue 31's checks alone: --steps engine-compiled,prefix-kernel,engine-flex,compiled-profile.
+  Results: bench/results/{engine_4b_cuda,engine_4b_cuda_compiled,prefix_kernel_cuda,
+  engine_4b_cuda_prefix-flex_compiled,engine_4b_cuda_compiled_profile,engine_4b_cuda_slots0,
   engine_4b_cuda_graph-static,engine_4b_cuda_profile,finetune_step_4b_cuda,latency_4b_cuda,
   engine_4b_cuda_prefix-materialized,engine_floor_4b_cuda}.{json,md},
   plus gpu_check.log; packed into
@@ -135,8 +144,19 @@ step() {  # name, limit in seconds, command... (the limit cut to what is left of
 }
 step engine 300 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" --modes engine,naive \
   --points "$points" --naive-max-points 8 --frames "$frames" --runs 3 --max-seconds 280 --batch-size 256 --out "$res"
+# issue 31: the answer step compiled at configure (model.compile_step), from a cold inductor cache: the
+# first configuration's configure_s is the cold start, the later ones' (same shapes, cache on disk) warm
+rm -rf "${VLM3_CACHE:?}/inductor"
+step engine-compiled 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$points" --frames "$frames" --runs 1 --batch-size 256 --compile-step --out "$res"
 step prefix-kernel 90 python3 bench/prefix_kernel_bench.py --device "$device" "${kernel_args[@]}" --identity \
   --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" --out "$res"
+[ "$device" = cuda ] && step engine-flex 120 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$pb_points" --frames "$frames" --runs 1 --batch-size 256 --compile-step \
+  --prefix-kernel flex --out "$res"
+step compiled-profile 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
+  --modes engine --points "$prof_points" --frames "$frames" --runs 1 --batch-size 256 --compile-step --profile \
+  --name-suffix _profile --out "$res"
 step engine-per-batch 90 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \
   --modes engine --points "$pb_points" --frames "$frames" --runs 1 --batch-size 256 --graph-slots 0 --out "$res"
 step engine-static 150 python3 bench/engine_bench.py --arch "$arch" --device "$device" --dtype "$dtype" \

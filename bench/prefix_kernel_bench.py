@@ -13,8 +13,9 @@ image prefix of one bag frame at the depth task's 1000 px focal length (1136 tok
 row: 72 (a depth question's own tokens after the shared leading ones, its prefill) and 1 (an
 answer step). --identity: the tiny checkpoint in float32 on --device answers 32 depth questions
 with each kernel and naively, then as answer steps captured as a CUDA graph (static steps where no
-CUDA), then in batches of 8 on two frames on kept graphs; the answers must be the same tokens.
-Writes JSON and Markdown.
+CUDA), then in batches of 8 on two frames on kept graphs, then with both attention parts in one
+FlexAttention call (``prefix_kernel: flex``) and with the answer step compiled (``compile_step``;
+on CUDA also compiled with flex); the answers must be the same tokens. Writes JSON and Markdown.
 """
 
 from __future__ import annotations
@@ -136,6 +137,18 @@ def identity(device: str, checkpoint: Path, questions: int) -> dict[str, Any]:
     out["kept_stats"] = {k: eng.stats[k] for k in ("graph_captures", "graph_reuses", "graph_replays",
                                                     "graph_failures")}
     eng.close()
+    # both parts in one FlexAttention call; the answer step compiled (torch.compile, at configure),
+    # replayed as CUDA graphs on CUDA; compiled with flex only on CUDA (inductor has no CPU lowering)
+    variants = {"flex": ("flex", {}), "compiled": ("auto", {"compile_step": True, "decode_graph": "cuda"})}
+    if device.startswith("cuda"):
+        variants["compiled_flex"] = ("flex", {"compile_step": True, "decode_graph": "cuda"})
+    for name, (kernel, params) in variants.items():
+        eng = engine(kernel, **params)
+        got = [a.text for a in eng.answer(qs)]
+        out[name] = sum(a == b for a, b in zip(got, want, strict=True))
+        out[f"{name}_stats"] = {k: eng.stats[k] for k in ("compiled_graphs", "recompiles", "warmup_s",
+                                                           "graph_captures")}
+        eng.close()
     naive.close()
     return out
 
@@ -196,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                + (f"; batches of {check['questions'] // 4} on kept graphs (`graph_slots: 2`, two frames) "
                   f"{check['kept_graphs']}/{check['questions']} identical ("
                   + ", ".join(f"{k} {v}" for k, v in check["kept_stats"].items()) + ")" if "kept_graphs" in check
-                  else "") + "."]
+                  else "")
+               + "".join(f"; {name} {check[name]}/{check['questions']} identical ("
+                         + ", ".join(f"{k} {v}" for k, v in check[f"{name}_stats"].items()) + ")"
+                         for name in ("flex", "compiled", "compiled_flex") if name in check) + "."]
     md = writer.write(f"Shared-prefix attention kernels ({a.device}, median of {a.repeats} calls)",
                       {"meta": meta, "rows": rows, "identity": check}, md)
     print("\n".join(md))

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Operations per answer step: how many PyTorch (aten) operations one decode step dispatches, for
-the engine (dynamic and static answer steps) and for naive generate, side by side in one run.
+the engine (dynamic, static and compiled answer steps) and for naive generate, side by side in one run.
 
 On a GPU an answer step of the 4B is bound by launching its kernels, one or more per operation
 that is not a view (docs/engine.md, "On a GPU"), so this count, which does not depend on the
 machine, predicts what a change does to the step there. Counted with a TorchDispatchMode over
 every forward with one new token per row: all operations, those that run a kernel (views,
 reshapes and slices excluded), and of these the ones inside the text layers' attention function.
+The compiled step (``model.compile_step``) is counted from the profiler instead: each kernel
+inductor generated and each library kernel the compiled code calls (allocations and views left out).
 
   python bench/step_ops.py                  # tiny checkpoint (2 text layers; the 4B has 36)
 
@@ -33,6 +35,9 @@ ANSWER_TOKENS = 6   # per question: the steps counted per frame
 VIEWS = frozenset({"view", "_unsafe_view", "unsqueeze", "squeeze", "slice", "select", "reshape", "transpose", "t",
                    "expand", "permute", "alias", "detach", "as_strided", "unbind", "split", "split_with_sizes",
                    "chunk", "narrow", "resolve_conj", "resolve_neg", "lift_fresh", "_reshape_alias", "unfold"})
+# operations that only allocate (compiled code allocates its buffers itself): no kernel
+ALLOCATIONS = frozenset({"empty", "empty_strided", "empty_like", "resize_", "set_"})
+MODES = ("engine-off", "engine-static", "engine-compiled", "naive")
 
 
 def count(mode: str, checkpoint: Path, questions: int) -> dict[str, Any]:
@@ -119,6 +124,52 @@ def count(mode: str, checkpoint: Path, questions: int) -> dict[str, Any]:
             "top": collections.Counter({k: v / n for k, v in c.ops.items() if k not in VIEWS}).most_common(8)}
 
 
+def count_compiled(mode: str, checkpoint: Path, questions: int, prefix_kernel: str = "auto") -> dict[str, Any]:
+    """The compiled answer step (``model.compile_step``): what one step runs, from the profiler. Each
+    kernel inductor generated is a profiler event of its own (``cpp.enable_kernel_profile``), and the
+    library kernels the compiled code calls (matrix products, attention) are events under the same
+    call; allocations and views are left out, as in the eager count."""
+    import collections
+
+    import numpy as np
+    import torch._inductor.config as inductor_config
+    from torch.profiler import ProfilerActivity, profile
+
+    from vlm3_ros.contract.prompts import PromptSet
+    from vlm3_ros.contract.question import Question
+    from vlm3_ros.readers.tum import TumSequence
+
+    inductor_config.cpp.enable_kernel_profile = True
+    model = BenchModel(checkpoint, batch_size=questions, answer_tokens=ANSWER_TOKENS, prefix_kernel=prefix_kernel,
+                       force_answers=False, params=(("model.compile_step", True), ("model.decode_graph", "static")))
+    backend = model.backend("engine")
+    layers = backend.model.config.get_text_config().num_hidden_layers
+    img = TumSequence().frames[0].rgb()
+    rng = np.random.default_rng(0)
+    prompts = PromptSet()
+    qs = [Question("ops", (img,), prompts.render_depth(*rng.integers(0, 2000, 2)), max_new_tokens=ANSWER_TOKENS)
+          for _ in range(questions)]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        backend.answer(qs)
+    stats = dict(backend.stats)
+    backend.close()
+    events = list(prof.events())
+    calls = {e.id for e in events if e.name.startswith("## Call CompiledFxGraph")}
+    ops: collections.Counter[str] = collections.Counter()
+    for e in events:
+        if e.cpu_parent is not None and e.cpu_parent.id in calls:
+            name = "inductor kernel" if "cpp_fused" in e.name or "triton_" in e.name else e.name.split("::")[-1]
+            if name not in VIEWS and name not in ALLOCATIONS:
+                ops[name] += 1
+    n = max(len(calls), 1)
+    kernels = sum(ops.values()) / n
+    return {"mode": mode, "text_layers": layers,
+            "answer_steps": len(calls), "ops_per_step": kernels, "kernel_ops_per_step": kernels,
+            "kernel_ops_per_layer": kernels / layers, "attention_kernel_ops_per_layer": None,
+            "recompiles": stats["recompiles"], "warmup_s": stats["warmup_s"],
+            "top": collections.Counter({k: v / n for k, v in ops.items()}).most_common(8)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=None, help="default: $VLM3_CACHE/tiny_qwen3_vl")
@@ -130,14 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     a.checkpoint = a.checkpoint or default_checkpoint()
     if a._worker:
-        print(result_line(count(a._worker, a.checkpoint, a.questions)))
+        counter = count_compiled if a._worker == "engine-compiled" else count
+        print(result_line(counter(a._worker, a.checkpoint, a.questions)))
         return 0
     from vlm3_ros.inference.assets import make_test_checkpoint
 
     make_test_checkpoint(a.checkpoint)
     writer = ResultsWriter(a.out, f"step_ops_tiny{a.name_suffix}", command_line(__file__, argv))
     rows = []
-    for mode in ("engine-off", "engine-static", "naive"):   # each in its own process: registries stay clean
+    for mode in MODES:   # each in its own process: registries stay clean
         w = run_worker([__file__, "--checkpoint", str(a.checkpoint), "--questions", str(a.questions),
                         "--_worker", mode])
         if w.result is None:
@@ -148,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
             "Counted with a TorchDispatchMode over every forward with one new token per row. kernel ops: "
             "the operations that are not views (each launches at least one kernel on a GPU). engine-off: the "
             "engine's dynamic answer steps; engine-static: static shapes (`decode_graph: static`, what a CUDA "
-            "graph captures); naive: transformers' generate with SDPA. Per layer: divide by the text layers "
-            "(2 here, 36 in the 4B, which has the same layer structure).", "",
+            "graph captures); engine-compiled: the static step compiled with torch.compile (`model.compile_step`), "
+            "counted from the profiler (each generated kernel and each library kernel the compiled code calls, "
+            "allocations and views left out; `inductor kernel`: a generated kernel); naive: transformers' "
+            "generate with SDPA. Per layer: divide by the text layers (2 here, 36 in the 4B, which has the same "
+            "layer structure; the embedding, final norm and output layer are counted in the step too).", "",
             "| mode | ops per step | kernel ops per step | kernel ops per layer | of them in attention per layer "
             "| most frequent kernel ops per step |", "|---|---|---|---|---|---|"]
     for r in rows:
         top = ", ".join(f"{k} {v:.0f}" for k, v in r["top"])
+        attention = r["attention_kernel_ops_per_layer"]
         body.append(f"| {r['mode']} | {r['ops_per_step']:.0f} | {r['kernel_ops_per_step']:.0f} | "
-                    f"{r['kernel_ops_per_layer']:.1f} | {r['attention_kernel_ops_per_layer']:.1f} | {top} |")
+                    f"{r['kernel_ops_per_layer']:.1f} | {'n/a' if attention is None else f'{attention:.1f}'} | {top} |")
     md = writer.write("Operations per answer step (tiny checkpoint; counts, not times)",
                       {"meta": {"questions": a.questions}, "rows": rows}, body)
     print("\n".join(md))

@@ -46,7 +46,8 @@ class BenchModel:
     def from_args(cls, a: argparse.Namespace) -> BenchModel:
         """From a script's options (those a script lacks keep the node's defaults)."""
         params = {name: getattr(a, attr) for attr, name in (("decode_graph", "model.decode_graph"),
-                                                             ("graph_slots", "model.graph_slots"))
+                                                             ("graph_slots", "model.graph_slots"),
+                                                             ("compile_step", "model.compile_step"))
                   if getattr(a, attr, None) is not None}
         return cls(Path(a.checkpoint), getattr(a, "arch", "tiny"), a.device, getattr(a, "dtype", "auto"),
                    getattr(a, "batch_size", 64), getattr(a, "answer_tokens", 25),
