@@ -44,8 +44,8 @@ CALLS = {
               '{x_min: 380, y_min: 120, x_max: 600, y_max: 300}], '
               'question: \'How far is Region [0] from Region [1]?\'}"',
 }
-ECHO_CLOUD = "ros2 topic echo --once /vlm3_perception/sparse_depth"
-ECHO_ODOM = "ros2 topic echo --once /vlm3_perception/odom"
+ECHO_CLOUD = "ros2 topic echo --once /vlm3_perception/sparse_depth sensor_msgs/msg/PointCloud2"
+ECHO_ODOM = "ros2 topic echo --once /vlm3_perception/odom nav_msgs/msg/Odometry"
 PLAY = ("vlm3-ros play BAG --publish-image-as /front/color/image_raw "
         "--publish-camera-info-as /front/color/camera_info")
 DOCUMENTED = (LAUNCH, LIFECYCLE_GET, PARAM_GET_ARG, PARAM_SET_LIVE, PARAM_SET_BAD, PARAM_SET_CONFIGURE,
@@ -85,8 +85,9 @@ def robot(tmp_path_factory, own_domain_env: dict[str, str]) -> Iterator[tuple[Ro
     player = None
     try:
         launch.wait_for_log("]: active", timeout=90)
-        # what a user sees first: the node's topics (the ros2 daemon starts and learns the graph;
-        # ros2 topic echo of a topic it does not know yet exits with "Could not determine the type")
+        # what a user sees first: the node's topics (the ros2 daemon starts and learns the graph).
+        # The echoes name the type: without it, an echo whose graph view lacks the topic yet exits
+        # with "Could not determine the type" (seen on Jazzy even after the topic was listed).
         topics = ros2.until("ros2 topic list", "/vlm3_perception/sparse_depth", timeout=30)
         assert "/vlm3_perception/odom" in topics, topics
         echoes = [ros2.start(line, folder / f"echo_{i}.log") for i, line in enumerate((ECHO_CLOUD, ECHO_ODOM))]

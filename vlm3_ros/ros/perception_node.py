@@ -311,8 +311,12 @@ def _shut_down(node: PerceptionNode, executor: MultiThreadedExecutor, stop: Stop
     node.core.release_models()  # anything a callback still loading at the signal loaded meanwhile
     node.destroy_node()
     rclpy.try_shutdown()
+    # Stopped: from here the process only exits, and Python's exit puts the default handlers back,
+    # so a signal still on its way (launch forwards the terminal's Ctrl-C; a second Ctrl-C) would
+    # end it with -2 instead of 0. Nothing is left to stop: ignored.
+    stop.ignore()
     if stop.requested:
-        log.info(f"stopped cleanly ({stop.describe()})")
+        log.info(f"stopped cleanly {stop.since_first():.1f} s after {stop.describe()}")
 
 
 if __name__ == "__main__":

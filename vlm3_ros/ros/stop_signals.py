@@ -8,13 +8,15 @@ for SIGINT raises ``KeyboardInterrupt`` at whatever line the main thread is on: 
 :class:`StopSignals` is that previous handler: it only records the signal, so the node's ``main``
 runs its shutdown to the end and returns 0. A second signal (a terminal's Ctrl-C reaches the node
 once directly and once forwarded by ``ros2 launch``, and launch sends SIGTERM after its timeout)
-is recorded too and changes nothing.
+is recorded too and changes nothing; once the node has stopped, both are ignored until the
+process has exited.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -26,14 +28,24 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: list[str] = []
+        self.first_at: float | None = None   # time.monotonic() of the first signal
         self.event = threading.Event()
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopSignals:
         """Install the handlers (main thread only, as Python requires); returns self."""
         for sig in STOP_SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._on_signal)
+            previous = signal.signal(sig, self._on_signal)
+            self._previous.setdefault(sig, previous)
         return self
+
+    def ignore(self) -> None:
+        """Once stopped: ignore both signals until the process ends. (Python's exit resets a
+        Python handler to the default, which a late signal would end the process with; an
+        ignored signal stays ignored.)"""
+        for sig in STOP_SIGNALS:
+            previous = signal.signal(sig, signal.SIG_IGN)
+            self._previous.setdefault(sig, previous)
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -48,6 +60,12 @@ class StopSignals:
         """What was received, e.g. ``SIGINT`` or ``SIGINT, SIGINT, SIGTERM``."""
         return ", ".join(self.received)
 
+    def since_first(self) -> float:
+        """Seconds since the first signal (0 when none came)."""
+        return 0.0 if self.first_at is None else time.monotonic() - self.first_at
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.first_at is None:
+            self.first_at = time.monotonic()
         self.received.append(signal.Signals(signum).name)
         self.event.set()

@@ -167,12 +167,20 @@ class Ros2Cli:
         self.cwd = cwd
 
     def run(self, line: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        """One command line (shell quoting, as in the docs), its output; raises on ``timeout``."""
+        """One command line (shell quoting, as in the docs), its output; raises on ``timeout``.
+
+        Run again while it says ``Node not found``: the ros2 daemon's view of the graph lags and,
+        on Jazzy, now and then misses a node it listed a moment before; a user types it again."""
         argv = shlex.split(line)
         if not argv or argv[0] != "ros2":
             raise ValueError(f"not a ros2 command line: {line!r}")
-        return subprocess.run(argv, env=self.env, cwd=str(self.cwd), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(argv, env=self.env, cwd=str(self.cwd), capture_output=True, text=True,
+                                  timeout=max(1.0, deadline - time.monotonic()), stdin=subprocess.DEVNULL)
+            if "Node not found" not in done.stdout + done.stderr or time.monotonic() > deadline - 2.0:
+                return done
+            time.sleep(0.5)
 
     def until(self, line: str, expect: str, timeout: float = 30.0) -> str:
         """Run ``line`` again until its output contains ``expect`` (discovery takes a moment after
