@@ -4,6 +4,7 @@ with the right status and a message that says what is wrong."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from vlm3_ros.ros import services
@@ -134,3 +135,47 @@ def test_pose_and_corr_bad_frames(gt_core, bag_truth) -> None:
         frame_a=_frame_sel("stamp", bag_truth), frame_b=_frame_sel("stamp", bag_truth), pixels_a=[]),
         FindCorrespondence.Response())
     assert r.status.code == Status.INVALID_REQUEST and "no pixels" in r.message
+
+
+def _hole(bag_truth) -> tuple[float, float]:
+    """A pixel of the BY_STAMP frame deep inside a region without depth readings: the ground-truth
+    double answers 'unknown' there (a PARSE_FAILURE point)."""
+    from scipy.ndimage import maximum_filter
+
+    images, depth, _ = bag_truth
+    stamp = images[2].stamp_ns
+    d = depth[min(depth, key=lambda s: abs(s - stamp))]
+    ys, xs = np.nonzero(maximum_filter(d, size=31) == 0)
+    i = len(xs) // 2
+    return float(xs[i]), float(ys[i])
+
+
+NO_POINT_CASES = [
+    # (name, pixels ("hole" = no depth there), status name, message needle, per-point codes)
+    ("bad pixels dominate", [(float("nan"), 5.0), (5.0, 1e6), "hole"], "INVALID_REQUEST",
+     "no point succeeded: 2 outside the image (or NaN/infinite), 1 without a usable answer",
+     ["OUT_OF_IMAGE", "OUT_OF_IMAGE", "PARSE_FAILURE"]),
+    ("unanswered dominate", ["hole", "hole", (float("inf"), 5.0)], "PARSE_FAILURE",
+     "no point succeeded: 1 outside the image (or NaN/infinite), 2 without a usable answer",
+     ["PARSE_FAILURE", "PARSE_FAILURE", "OUT_OF_IMAGE"]),
+    ("a tie goes to the pixels", ["hole", (-1.0, 5.0)], "INVALID_REQUEST", "1 outside the image",
+     ["PARSE_FAILURE", "OUT_OF_IMAGE"]),
+    ("only unanswered", ["hole"], "PARSE_FAILURE", "no answer could be parsed (1 point(s))", ["PARSE_FAILURE"]),
+    ("one answered is partial", [(320.0, 240.0), (float("nan"), 5.0), "hole"], "PARTIAL",
+     "1 of 3 point(s) answered", ["OK", "OUT_OF_IMAGE", "PARSE_FAILURE"]),
+]
+
+
+@pytest.mark.parametrize("case", NO_POINT_CASES, ids=[c[0] for c in NO_POINT_CASES])
+def test_no_point_answered_is_the_dominant_failure_never_partial(gt_core, bag_truth, case) -> None:
+    from vlm3_ros.msg import Pixel, PointStatus, Status
+    from vlm3_ros.srv import GetDepth
+
+    _, pixels, status, needle, point_codes = case
+    hole = _hole(bag_truth)
+    px = [hole if p == "hole" else p for p in pixels]
+    req = GetDepth.Request(frame=_frame_sel("stamp", bag_truth), pixels=[Pixel(x=x, y=y) for x, y in px])
+    r = services.get_depth(gt_core.services, req, GetDepth.Response())
+    assert r.status.code == getattr(Status, status), (r.status.code, r.message)
+    assert r.success == (status == "OK") and needle in r.message, r.message
+    assert [s.code for s in r.point_status] == [getattr(PointStatus, c) for c in point_codes]

@@ -191,20 +191,32 @@ class PointOutcome:
         return point_outcome(self.codes, self.reasons)
 
 
+# With no point answered, each failure's outcome and how it is told, in the order that breaks a tie
+# of counts: what the caller can fix first (pixels), then the backend, then the model's answers.
+_FAILURE_OUTCOMES: tuple[tuple[tuple[PointCode, ...], Outcome, str], ...] = (
+    ((PointCode.OUT_OF_IMAGE,), Outcome.INVALID_REQUEST, "outside the image (or NaN/infinite)"),
+    ((PointCode.NOT_RUN,), Outcome.NOT_RUN, "not run (the backend failed)"),
+    ((PointCode.PARSE_FAILURE, PointCode.INVALID_VALUE), Outcome.PARSE_FAILURE, "without a usable answer"),
+)
+
+
 def point_outcome(codes: np.ndarray, reasons: list[str] | None = None) -> tuple[Outcome, str]:
-    """Roll per-point codes up into one outcome and a message that says where to look."""
+    """Roll per-point codes up into one outcome and a message that says where to look: OK when
+    every point succeeded, PARTIAL when some did, and with none the outcome of the dominant
+    failure (the most points; a tie goes to the earlier of _FAILURE_OUTCOMES)."""
     ok = int(np.sum(codes == PointCode.OK))
     if ok == len(codes):
         return Outcome.OK, f"{ok} point(s) answered"
-    parse = int(np.sum(codes == PointCode.PARSE_FAILURE))
-    not_run = codes == PointCode.NOT_RUN
-    if ok == 0 and not_run.all():
-        why = reasons[int(np.argmax(not_run))] if reasons else "no reason given"
+    if ok > 0:
+        return Outcome.PARTIAL, f"{ok} of {len(codes)} point(s) answered; see point_status"
+    counts = [(int(np.isin(codes, list(group)).sum()), outcome, said) for group, outcome, said in _FAILURE_OUTCOMES]
+    n, dominant, _ = max(counts, key=lambda c: c[0])  # max keeps the first of equal counts
+    parts = ", ".join(f"{k} {said}" for k, _, said in counts if k)
+    if dominant == Outcome.NOT_RUN and n == len(codes):
+        why = reasons[int(np.argmax(codes == PointCode.NOT_RUN))] if reasons else "no reason given"
         return Outcome.NOT_RUN, f"the backend failed for every point: {why}"
-    if ok == 0:
-        if parse == len(codes):
-            return Outcome.PARSE_FAILURE, f"no answer could be parsed ({parse} point(s)); see raw_answers"
-        if np.all(codes == PointCode.OUT_OF_IMAGE):
-            return Outcome.INVALID_REQUEST, "every pixel is outside the image; see point_status"
-        return Outcome.PARTIAL, "no point succeeded; see point_status"
-    return Outcome.PARTIAL, f"{ok} of {len(codes)} point(s) answered; see point_status"
+    if dominant == Outcome.PARSE_FAILURE and int(np.sum(codes == PointCode.PARSE_FAILURE)) == len(codes):
+        return Outcome.PARSE_FAILURE, f"no answer could be parsed ({n} point(s)); see raw_answers"
+    if dominant == Outcome.INVALID_REQUEST and n == len(codes):
+        return Outcome.INVALID_REQUEST, "every pixel is outside the image; see point_status"
+    return dominant, f"no point succeeded: {parts}; see point_status"
