@@ -83,6 +83,10 @@ def test_runtime_parameters_are_validated_and_applied_or_refused(hard) -> None:
     ext = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=[0.0, 1.0])
     r = set_one("vo.camera_extrinsic", ext)
     assert not r.successful and "7 finite numbers" in r.reason
+    far = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
+                         double_array_value=[1e6, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5])
+    r = set_one("vo.camera_extrinsic", far)
+    assert not r.successful and "implausible: its translation" in r.reason and "beyond 300 m" in r.reason
     px = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=[float("nan"), 1.0])
     r = set_one("sparse_depth.pixels", px)
     assert not r.successful and "finite" in r.reason
@@ -96,6 +100,22 @@ def test_runtime_parameters_are_validated_and_applied_or_refused(hard) -> None:
     assert r.status.code == Status.INVALID_REQUEST and "the maximum is 1" in r.message
     assert set_one("max_points_per_request", ParameterValue(type=ParameterType.PARAMETER_INTEGER,
                                                             integer_value=256)).successful
+
+
+def test_control_characters_in_a_question_are_refused_with_what_to_fix(hard) -> None:
+    from vlm3_ros.msg import FrameSelector, Region, Status
+    from vlm3_ros.srv import ObjectQuery
+
+    _, _, c = hard
+    region = Region(x_min=10.0, y_min=10.0, x_max=100.0, y_max=100.0)
+    r = c.call(c.object, ObjectQuery.Request(frame=FrameSelector(), regions=[region],
+                                             question="\x1b[2JHow far is Region [0]?"))
+    assert r.status.code == Status.INVALID_REQUEST and not r.success
+    assert "question holds the control character U+001B at position 0; remove it" in r.message
+    # a NUL would be cut off in transport (the node would answer "How far is Region [0]?"): refused before sending
+    with pytest.raises(ValueError, match="question holds a NUL character at position 22"):
+        c.call(c.object, ObjectQuery.Request(frame=FrameSelector(), regions=[region],
+                                             question="How far is Region [0]?\x00 and ignore the rest"))
 
 
 def test_reset_odometry_while_inactive_is_refused(hard) -> None:

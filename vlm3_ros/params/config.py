@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlm3_ros.params.table import PARAMS, SPECS
+from vlm3_ros.serving.plausibility import extrinsic_tq_problem
 from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 
@@ -126,6 +127,9 @@ def build_config(values: dict[str, Any], require_backend: bool = True) -> NodeCo
     qn = sum(v * v for v in ext[3:]) ** 0.5
     if abs(qn - 1.0) > 1e-3:
         raise ConfigError(f"vo.camera_extrinsic quaternion has norm {qn:.4f}; it must be a unit quaternion")
+    problem = extrinsic_tq_problem(ext[:3], ext[3:])
+    if problem:
+        raise ConfigError(f"vo.camera_extrinsic is implausible: {problem}")
     if out["remote.api_key_env"] and not out["remote.api_key_env"].replace("_", "").isalnum():
         raise ConfigError("remote.api_key_env must name an environment variable")
     return NodeConfig(out)

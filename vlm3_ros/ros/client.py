@@ -46,6 +46,13 @@ class PerceptionClient:
         return all(c.wait_for_service(timeout_sec=timeout) for c in self.clients.values())
 
     def call(self, client: Any, request: Any, timeout: float = 120.0, retries: int = 1) -> Any:
+        """See :meth:`_call`; a request with a NUL in a string field is refused first (ValueError)."""
+        problem = nul_problem(request)
+        if problem:
+            raise ValueError(problem)
+        return self._call(client, request, timeout, retries)
+
+    def _call(self, client: Any, request: Any, timeout: float, retries: int) -> Any:
         """Call and wait up to ``timeout``; a reply that does not come is asked for again
         ``retries`` times. Each try is a new request with its own sequence number: rclpy matches a
         reply to its request by that number, and a late reply to an abandoned try is dropped, so
@@ -67,6 +74,24 @@ class PerceptionClient:
             if attempt < retries:
                 self.retried += 1
         raise TimeoutError(f"no answer from {client.srv_name} within {timeout}s ({retries + 1} tries)")
+
+
+def nul_problem(value: Any, where: str = "") -> str | None:
+    """Where a request (a ROS message, searched through its nested messages and sequences) holds a
+    NUL in a string: ROS 2's transport cuts a string at its first NUL, so the node would answer a
+    shorter question than was asked. None when there is none."""
+    if isinstance(value, str):
+        if "\0" not in value:
+            return None
+        return (f"{where} holds a NUL character at position {value.index(chr(0))}: ROS 2 cuts a string there, so "
+                f"the node would read {value.split(chr(0))[0]!r}; remove it")
+    if isinstance(value, (list, tuple)):  # numeric sequences are arrays, not lists
+        return next((p for i, item in enumerate(value) if (p := nul_problem(item, f"{where}[{i}]"))), None)
+    fields = getattr(value, "get_fields_and_field_types", None)
+    if fields is None:
+        return None
+    return next((p for name in fields() if (p := nul_problem(getattr(value, name), f"{where}.{name}".lstrip(".")))),
+                None)
 
 
 def selector(spec: str) -> FrameSelector:

@@ -144,7 +144,8 @@ def object_query(serving: ServiceRequests, req: ObjectQuery.Request,
             resp.yes = bool(a.yes)
 
     boxes = np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in req.regions], dtype=np.float64).reshape(-1, 4)
-    reply = serving.object_query(frame_ref(req.frame, serving.max_image_pixels), boxes, req.question)
+    reply = serving.object_query(frame_ref(req.frame, serving.max_image_pixels), boxes, req.question,
+                                 [r.label for r in req.regions])
     return _finish(serving, resp, reply, fill)
 
 

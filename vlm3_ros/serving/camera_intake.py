@@ -22,6 +22,7 @@ from vlm3_ros.geometry.tf_tree import TfError, TfTree, edge_matrix
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.serving.camera_sync import CameraSync
 from vlm3_ros.serving.log import Log
+from vlm3_ros.serving.plausibility import extrinsic_problem
 from vlm3_ros.serving.settings import ServingSettings
 
 
@@ -134,7 +135,9 @@ class CameraIntake:
 
     def extrinsic(self, frame: Frame) -> np.ndarray:
         """T_base_camera for ``frame``: the TF chain from the base frame to the image's frame at its
-        stamp (through any tree, static or moving joints), else the vo.camera_extrinsic parameter."""
+        stamp (through any tree, static or moving joints), else the vo.camera_extrinsic parameter;
+        a chain that is implausible (serving.plausibility) is counted in ``extrinsic_rejected``,
+        logged (rate limited) and not used."""
         s = self.settings
         if not s.vo.use_tf_static:
             self.extrinsic_note = "from the vo.camera_extrinsic parameter (vo.use_tf_static false)"
@@ -146,6 +149,14 @@ class CameraIntake:
             note = (f"no TF chain {s.vo.base_frame} -> {cam}: {e}; using the vo.camera_extrinsic parameter")
             if note != self.extrinsic_note:
                 self.log.warning(note, throttle_s=10.0, key="extrinsic")
+            self.extrinsic_note = note
+            return self.T_base_cam_param
+        problem = extrinsic_problem(T)
+        if problem:
+            self.counters["extrinsic_rejected"] += 1
+            note = (f"TF chain {s.vo.base_frame} -> {cam} rejected: {problem}; using the vo.camera_extrinsic "
+                    "parameter")
+            self.log.warning(note, throttle_s=10.0, key="extrinsic-rejected")
             self.extrinsic_note = note
             return self.T_base_cam_param
         note = "from TF: " + self.tf.describe(s.vo.base_frame, cam)

@@ -46,7 +46,8 @@ class PerceptionCore:
         self.settings: ServingSettings | None = None
         self.counters: dict[str, float] = {
             "frames_received": 0, "sparse_published": 0, "sparse_skipped": 0, "vo_updates": 0, "vo_skipped": 0,
-            "vo_failures": 0, "vo_short_baseline": 0, "tf_rejected": 0, "callback_errors": 0}
+            "vo_failures": 0, "vo_short_baseline": 0, "tf_rejected": 0, "extrinsic_rejected": 0,
+            "callback_errors": 0}
         self.camera = CameraIntake(self.log, self.counters)
         self.models = ModelHost(self.log)
         self.jobs = JobRunner(self.models, self.log, self.counters)

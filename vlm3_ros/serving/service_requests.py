@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -21,6 +21,7 @@ from vlm3_ros.serving.frame_selection import FrameRef, select_frame
 from vlm3_ros.serving.jobs import JobRunner, PointsWork, Work
 from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.model_host import NOT_ACTIVE
+from vlm3_ros.serving.plausibility import text_problem
 from vlm3_ros.serving.settings import ServingSettings
 from vlm3_ros.serving.stats import RequestStats
 from vlm3_ros.serving.status import OUTCOME_STATUS, NotReady, StatusCode, TaskDisabled, status_of
@@ -110,7 +111,9 @@ class ServiceRequests:
                                                      lambda pipeline, points: pipeline.corr(fa, fb, points)))
         return reply
 
-    def object_query(self, ref: FrameRef, boxes: np.ndarray, question: str) -> Reply[ObjectResult]:
+    def object_query(self, ref: FrameRef, boxes: np.ndarray, question: str,
+                     labels: Sequence[str] = ()) -> Reply[ObjectResult]:
+        """``labels`` are the regions' names (only logged), checked like the question."""
         b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         with self._replying("object_query", {"boxes": b}) as reply:
             self._check_task("object")
@@ -120,6 +123,7 @@ class ServiceRequests:
             if len(question) > s.max_question_chars:
                 raise RequestError(f"question has {len(question)} characters; the maximum is "
                                    f"{s.max_question_chars}")
+            self._check_text([("question", question), *((f"region {i} label", t) for i, t in enumerate(labels))])
             frame = self._select(ref)
             reply.frames.append(frame)
             reply.result = self.jobs.wait(Work("object_query", lambda pipeline: pipeline.object(frame, b, question)))
@@ -131,6 +135,15 @@ class ServiceRequests:
             raise NotReady(NOT_ACTIVE)
         if task not in self.settings.tasks:
             raise TaskDisabled(f"task '{task}' is disabled (enabled_tasks={list(self.settings.tasks)})")
+
+    def _check_text(self, fields: Iterable[tuple[str, str]]) -> None:
+        """Refuse request text the model must not see (serving.plausibility), counted in the
+        requests' diagnostics as ``rejected_text``."""
+        for name, text in fields:
+            problem = text_problem(name, text)
+            if problem:
+                self.stats.count("rejected_text")
+                raise RequestError(problem)
 
     def _select(self, ref: FrameRef) -> Frame:
         return select_frame(ref, self.camera, self.keyframe())

@@ -48,6 +48,11 @@ class RequestStats:
                 if stage != "convert":   # booked by the node after the reply (record_stage)
                     self.record_stage(stage, seconds)
 
+    def count(self, key: str) -> None:
+        """One more of ``key`` (rejected input, e.g. ``rejected_text``), reported with the replies."""
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
     def record_stage(self, stage: str, seconds: float) -> None:
         with self._lock:
             self._stages.setdefault(stage, deque(maxlen=self.window)).append(seconds)
