@@ -15,7 +15,7 @@ row and several rows on a dummy frame at configure (:meth:`StepCompiler.warm_up`
 compiles on a caller's request. Every compilation runs through a counting backend: ``compiled_graphs``
 counts them and ``recompiles`` those after the warm-up (both in ``/diagnostics``); ``warmup_s`` is
 the configure time the warm-up took. Inductor's on-disk cache lives under the package's cache
-directory (:func:`inductor_cache_dir`), so a second configure with the same shapes skips the
+directory (:func:`use_package_cache`), so a second configure with the same shapes skips the
 code generation (a warm start).
 """
 
@@ -39,13 +39,26 @@ WARMUP_TOKENS = 3      # answer tokens per warm-up question: the prefill plus tw
 
 
 def inductor_cache_dir() -> Path:
-    """Where inductor keeps its compiled code: ``$TORCHINDUCTOR_CACHE_DIR`` where set, else
-    ``inductor/`` under the package's cache directory (``$VLM3_CACHE``, else ``~/.cache/vlm3_ros``)."""
-    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if env:
-        return Path(env)
+    """Where inductor keeps the compiled code of this package: ``inductor/`` under the package's
+    cache directory (``$VLM3_CACHE``, else ``~/.cache/vlm3_ros``)."""
     base = os.environ.get("VLM3_CACHE") or str(Path.home() / ".cache" / "vlm3_ros")
     return Path(base) / "inductor"
+
+
+def use_package_cache() -> str:
+    """Point inductor's on-disk cache at :func:`inductor_cache_dir`, unless the user chose one
+    (``$TORCHINDUCTOR_CACHE_DIR`` set to anything but inductor's default: importing parts of torch,
+    FlexAttention among them, sets the variable to the default, a temporary folder); returns it."""
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        default = os.path.abspath(default_cache_dir())
+    except (ImportError, AttributeError):   # a torch without that helper: only an unset variable is ours
+        default = None
+    if current is None or os.path.abspath(current) == default:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(inductor_cache_dir())
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
 def _text_step(model: Any, cache: Any, ids: Any, mask: Any, positions: Any, cache_kwarg: str) -> Any:
@@ -62,7 +75,7 @@ class StepCompiler:
 
         self.stats = stats
         self.warm = False
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+        self.cache_dir = use_package_cache()
         self._step = torch.compile(_text_step, backend=self._compile, dynamic=True)
 
     def _compile(self, gm: Any, example_inputs: Sequence[Any]) -> Any:
