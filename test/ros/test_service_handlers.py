@@ -213,3 +213,25 @@ def test_no_point_answered_is_the_dominant_failure_never_partial(gt_core, bag_tr
     assert r.status.code == getattr(Status, status), (r.status.code, r.message)
     assert r.success == (status == "OK") and needle in r.message, r.message
     assert [s.code for s in r.point_status] == [getattr(PointStatus, c) for c in point_codes]
+
+
+@pytest.mark.parametrize("task", ["depth", "pose", "corr", "object"])
+def test_every_request_carries_the_callers_deadline_to_the_core(gt_core, bag_truth, task) -> None:
+    from vlm3_ros.msg import Pixel, Region, Status
+
+    srv_type, handler = services.SERVICES[task]
+    assert srv_type.Request.get_fields_and_field_types()["timeout_s"] == "float"
+    sel = _frame_sel("stamp", bag_truth)
+    req = srv_type.Request(timeout_s=-2.0)
+    for name in ("frame", "frame_a", "frame_b"):
+        if hasattr(req, name):
+            setattr(req, name, sel)
+    if task in ("depth", "corr"):
+        setattr(req, "pixels" if task == "depth" else "pixels_a", [Pixel(x=320.0, y=240.0)])
+    if task == "object":
+        req.regions, req.question = [Region(x_min=1.0, y_min=1.0, x_max=20.0, y_max=20.0)], "How far is Region [0]?"
+    r = handler(gt_core.services, req, srv_type.Response())
+    assert r.status.code == Status.INVALID_REQUEST and "timeout_s=-2 must be 0" in r.message, r.message
+    req.timeout_s = 5.0
+    r = handler(gt_core.services, req, srv_type.Response())
+    assert r.status.code != Status.INVALID_REQUEST and r.status.code != Status.TIMEOUT, r.message

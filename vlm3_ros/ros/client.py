@@ -24,6 +24,10 @@ from vlm3_ros.tasks.task_registry import TASKS
 # many concurrent clients) is queued, not dropped (docs/reliability.md).
 SERVICE_QOS = QoSProfile(depth=256, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
+# How much longer than a request's deadline (its timeout_s) the client waits for the reply: the
+# node answers TIMEOUT at the deadline, and that answer must arrive before a second try is sent.
+REPLY_GRACE_S = 2.0
+
 STATUS_NAMES = {getattr(Status, n): n for n in dir(Status) if n.isupper() and isinstance(getattr(Status, n), int)}
 
 
@@ -46,11 +50,19 @@ class PerceptionClient:
         return all(c.wait_for_service(timeout_sec=timeout) for c in self.clients.values())
 
     def call(self, client: Any, request: Any, timeout: float = 120.0, retries: int = 1) -> Any:
-        """See :meth:`_call`; a request with a NUL in a string field is refused first (ValueError)."""
+        """Call with the deadline ``timeout`` (seconds): a perception request whose ``timeout_s``
+        is 0 gets it, so the node stops the work when this caller stops waiting, and the reply
+        (TIMEOUT at the latest) is waited for REPLY_GRACE_S longer. A request with a NUL in a
+        string field is refused before sending (ValueError). Then see :meth:`_call`."""
         problem = nul_problem(request)
         if problem:
             raise ValueError(problem)
-        return self._call(client, request, timeout, retries)
+        wait = timeout
+        if getattr(request, "timeout_s", None) is not None:
+            if request.timeout_s == 0:
+                request.timeout_s = float(timeout)
+            wait = request.timeout_s + REPLY_GRACE_S
+        return self._call(client, request, wait, retries)
 
     def _call(self, client: Any, request: Any, timeout: float, retries: int) -> Any:
         """Call and wait up to ``timeout``; a reply that does not come is asked for again
@@ -150,7 +162,9 @@ def describe(kind: str, resp: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vlm3-ros call", description="Call a vlm3_ros perception node's services.")
     p.add_argument("--node", default="/vlm3_perception", help="node name (default /vlm3_perception)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="the request's deadline in seconds (timeout_s): the node stops the work and answers TIMEOUT "
+                        "once it passes; capped by the node's request_timeout_s")
     sub = p.add_subparsers(dest="kind", required=True)
     d = sub.add_parser("depth", help="GetDepth at pixels")
     d.add_argument("pixels", nargs="+", help="x,y in original pixels")

@@ -67,7 +67,8 @@ def _codes(resp: Any, n: int) -> tuple[np.ndarray, list[str]]:
 
 
 class RosRunner:
-    """The eval Runner protocol over a node's services."""
+    """The eval Runner protocol over a node's services; every request carries the deadline
+    ``timeout_s`` (the client's call sets it as the request's timeout_s)."""
 
     def __init__(self, frames: list[Frame], target: str, image_topic: str, info_topic: str,
                  timeout_s: float = 120.0) -> None:

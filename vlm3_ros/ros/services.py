@@ -92,7 +92,7 @@ def get_depth(serving: ServiceRequests, req: GetDepth.Request, resp: GetDepth.Re
         resp.raw_answers = r.raw
 
     reply = serving.get_depth(frame_ref(req.frame, serving.max_image_pixels), _pixels(req.pixels),
-                              int(req.depth_type))
+                              int(req.depth_type), float(req.timeout_s))
     return _finish(serving, resp, reply, fill)
 
 
@@ -116,7 +116,8 @@ def estimate_pose(serving: ServiceRequests, req: EstimatePose.Request,
         if r.T_a_b is not None:
             resp.transform_a_b = cv.transform_msg(r.T_a_b)
 
-    return _finish(serving, resp, serving.estimate_pose(*_pair(serving, req), bool(req.with_distance)), fill)
+    reply = serving.estimate_pose(*_pair(serving, req), bool(req.with_distance), float(req.timeout_s))
+    return _finish(serving, resp, reply, fill)
 
 
 def find_correspondence(serving: ServiceRequests, req: FindCorrespondence.Request,
@@ -126,7 +127,8 @@ def find_correspondence(serving: ServiceRequests, req: FindCorrespondence.Reques
         resp.point_status = _points_status(r.codes, r.reasons)
         resp.raw_answers = r.raw
 
-    return _finish(serving, resp, serving.find_correspondence(*_pair(serving, req), _pixels(req.pixels_a)), fill)
+    reply = serving.find_correspondence(*_pair(serving, req), _pixels(req.pixels_a), float(req.timeout_s))
+    return _finish(serving, resp, reply, fill)
 
 
 def object_query(serving: ServiceRequests, req: ObjectQuery.Request,
@@ -145,7 +147,7 @@ def object_query(serving: ServiceRequests, req: ObjectQuery.Request,
 
     boxes = np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in req.regions], dtype=np.float64).reshape(-1, 4)
     reply = serving.object_query(frame_ref(req.frame, serving.max_image_pixels), boxes, req.question,
-                                 [r.label for r in req.regions])
+                                 [r.label for r in req.regions], float(req.timeout_s))
     return _finish(serving, resp, reply, fill)
 
 

@@ -1,12 +1,15 @@
 """Work for the models, as the services and the producers hand it to the one inference worker: a
-request's work waited for up to request_timeout_s (and stopped when its caller stops waiting), or
-a producer's work queued without waiting. Work that may merge with queued work of the same key
+request's work waited for until its deadline (the caller's timeout_s, capped by request_timeout_s)
+and stopped at its next batch boundary when its caller stops waiting, or a producer's work queued
+without waiting. Work that may merge with queued work of the same key
 (serving.merging) says how: per point (depth, correspondence) or identical (pose)."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
@@ -21,9 +24,35 @@ from vlm3_ros.serving.model_host import ModelHost
 from vlm3_ros.serving.settings import ServingSettings
 from vlm3_ros.serving.status import NotReady
 from vlm3_ros.serving.worker import BackendBusy, DeadlineExceeded
+from vlm3_ros.tasks.common import RequestError
 from vlm3_ros.tasks.pipeline import Pipeline
 
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a request's caller stops waiting (``at``, time.monotonic()) and what set it (``said``,
+    for the TIMEOUT message)."""
+
+    at: float
+    said: str
+
+    @staticmethod
+    def of(timeout_s: float, request_timeout_s: float) -> Deadline:
+        """From now: the caller's ``timeout_s`` (0 = the node's ``request_timeout_s``), capped by
+        ``request_timeout_s``; a negative or NaN timeout_s is an invalid request."""
+        if not math.isfinite(timeout_s) or timeout_s < 0:
+            raise RequestError(f"timeout_s={timeout_s:g} must be 0 (the node's request_timeout_s="
+                               f"{request_timeout_s:g}) or a positive number of seconds")
+        now = time.monotonic()
+        if timeout_s == 0 or timeout_s >= request_timeout_s:
+            return Deadline(now + request_timeout_s, f"request_timeout_s={request_timeout_s:g}")
+        return Deadline(now + timeout_s, f"the caller's timeout_s={timeout_s:g}")
+
+    def left(self) -> float:
+        """Seconds until the deadline (0 once passed)."""
+        return max(0.0, self.at - time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -79,20 +108,26 @@ class JobRunner:
     def active(self) -> bool:
         return self.models.active
 
-    def wait(self, work: Work[R] | PointsWork[R]) -> R:
-        """Run ``work`` on the worker and wait, up to request_timeout_s; with merge_requests on,
-        it may run together with queued work of the same key. Its result carries its queue time."""
+    def deadline(self, timeout_s: float = 0.0) -> Deadline:
+        """A request's deadline from now: its caller's ``timeout_s`` capped by request_timeout_s."""
+        return Deadline.of(timeout_s, self.settings.request_timeout_s)
+
+    def wait(self, work: Work[R] | PointsWork[R], deadline: Deadline | None = None) -> R:
+        """Run ``work`` on the worker and wait until ``deadline`` (default: request_timeout_s from
+        now); then its work stops at its next batch boundary, unless it was merged with work whose
+        caller still waits. With merge_requests on, it may run together with queued work of the
+        same key. Its result carries its queue time."""
+        deadline = deadline or self.deadline()
         pipeline, worker = self.models.serving()
-        timeout = self.settings.request_timeout_s
         merge = work.mergeable(pipeline) if self.settings.merge_requests else None
-        fut = worker.submit(work.alone(pipeline), timeout, work.label, merge)
+        fut = worker.submit(work.alone(pipeline), deadline.left(), work.label, merge)
         try:
-            result = fut.result(timeout=timeout)
+            result = fut.result(timeout=deadline.left())
         except concurrent.futures.TimeoutError:
             fut.cancel()
             # the job's own deadline stops it at its next batch boundary; make sure it does
-            fut.token.cancel(f"its caller stopped waiting after request_timeout_s={timeout}")
-            raise DeadlineExceeded(f"{work.label} did not finish within request_timeout_s={timeout}; the work was "
+            fut.token.cancel(f"its caller stopped waiting after {deadline.said}")
+            raise DeadlineExceeded(f"{work.label} did not finish within {deadline.said}; the work was "
                                    "stopped at its next batch boundary") from None
         except Cancelled as e:
             if not self.models.active:

@@ -1,6 +1,7 @@
 """The four services' requests (GetDepth, EstimatePose, FindCorrespondence, ObjectQuery) without ROS:
 each is gated (node active, task enabled), its frames resolved, its limits checked and its work run
-on the inference worker; the task's outcome or any error becomes one status. Every reply is
+on the inference worker until its deadline (the caller's ``timeout_s``, 0 = request_timeout_s,
+capped by it, counted from when the request arrives); the task's outcome or any error becomes one status. Every reply is
 recorded in the request statistics and handed to ``on_reply`` (the node's debug outputs)."""
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ class ServiceRequests:
         return self.camera.max_image_pixels
 
     # ================================================================== the services
-    def get_depth(self, ref: FrameRef, pixels: np.ndarray, depth_type: int) -> Reply[DepthResult]:
+    def get_depth(self, ref: FrameRef, pixels: np.ndarray, depth_type: int,
+                  timeout_s: float = 0.0) -> Reply[DepthResult]:
         px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
         with self._replying("get_depth", {"pixels": px}) as reply:
+            deadline = self.jobs.deadline(timeout_s)
             self._check_task("depth")
             frame = self._select(ref)
             reply.frames.append(frame)
@@ -87,35 +90,42 @@ class ServiceRequests:
             # the frame object itself (a camera may reuse a stamp for other pixels); queued jobs hold it
             key = ("depth", id(frame), frame.stamp_ns, kind)
             reply.result = self.jobs.wait(PointsWork("get_depth", key, px,
-                                                     lambda pipeline, points: pipeline.depth(frame, points, kind)))
+                                                     lambda pipeline, points: pipeline.depth(frame, points, kind)),
+                                         deadline)
         return reply
 
-    def estimate_pose(self, ref_a: FrameRef, ref_b: FrameRef, with_distance: bool) -> Reply[PoseResult]:
+    def estimate_pose(self, ref_a: FrameRef, ref_b: FrameRef, with_distance: bool,
+                      timeout_s: float = 0.0) -> Reply[PoseResult]:
         with self._replying("estimate_pose") as reply:
+            deadline = self.jobs.deadline(timeout_s)
             self._check_task("pose")
             fa, fb = self._select(ref_a), self._select(ref_b)
             reply.frames += [fa, fb]
             key = ("pose", id(fa), fa.stamp_ns, id(fb), fb.stamp_ns, with_distance)
             reply.result = self.jobs.wait(Work("estimate_pose", lambda pipeline: pipeline.pose(fa, fb, with_distance),
-                                               merge_key=key))
+                                               merge_key=key), deadline)
         return reply
 
-    def find_correspondence(self, ref_a: FrameRef, ref_b: FrameRef, pixels_a: np.ndarray) -> Reply[CorrResult]:
+    def find_correspondence(self, ref_a: FrameRef, ref_b: FrameRef, pixels_a: np.ndarray,
+                            timeout_s: float = 0.0) -> Reply[CorrResult]:
         with self._replying("find_correspondence") as reply:
+            deadline = self.jobs.deadline(timeout_s)
             self._check_task("corr")
             fa, fb = self._select(ref_a), self._select(ref_b)
             reply.frames += [fa, fb]
             px = np.asarray(pixels_a, dtype=np.float64).reshape(-1, 2)
             key = ("corr", id(fa), fa.stamp_ns, id(fb), fb.stamp_ns)
             reply.result = self.jobs.wait(PointsWork("find_correspondence", key, px,
-                                                     lambda pipeline, points: pipeline.corr(fa, fb, points)))
+                                                     lambda pipeline, points: pipeline.corr(fa, fb, points)),
+                                         deadline)
         return reply
 
     def object_query(self, ref: FrameRef, boxes: np.ndarray, question: str,
-                     labels: Sequence[str] = ()) -> Reply[ObjectResult]:
+                     labels: Sequence[str] = (), timeout_s: float = 0.0) -> Reply[ObjectResult]:
         """``labels`` are the regions' names (only logged), checked like the question."""
         b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         with self._replying("object_query", {"boxes": b}) as reply:
+            deadline = self.jobs.deadline(timeout_s)
             self._check_task("object")
             s = self.settings
             if len(b) > s.max_regions:
@@ -126,7 +136,8 @@ class ServiceRequests:
             self._check_text([("question", question), *((f"region {i} label", t) for i, t in enumerate(labels))])
             frame = self._select(ref)
             reply.frames.append(frame)
-            reply.result = self.jobs.wait(Work("object_query", lambda pipeline: pipeline.object(frame, b, question)))
+            reply.result = self.jobs.wait(Work("object_query", lambda pipeline: pipeline.object(frame, b, question)),
+                                          deadline)
         return reply
 
     # ================================================================== every reply
