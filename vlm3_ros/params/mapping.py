@@ -17,6 +17,7 @@ from vlm3_ros.contract.question import Backend
 from vlm3_ros.geometry.odometry import KeyframePolicy
 from vlm3_ros.inference.backend_registry import open_backends as open_registered
 from vlm3_ros.inference.ground_truth.backend import GroundTruthConfig
+from vlm3_ros.inference.memory_plan import MemoryPlan, check_fits, free_bytes, node_plan
 from vlm3_ros.inference.remote import RemoteConfig
 from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
 from vlm3_ros.params.config import ConfigError, NodeConfig, build_config
@@ -92,8 +93,36 @@ def backend_configs(cfg: NodeConfig) -> dict[str, Hashable]:
 
 
 def open_backends(settings: NodeSettings) -> dict[str, Backend]:
-    """One backend per enabled task (loads models: slow)."""
+    """One backend per enabled task (loads models: slow), after the memory check
+    (:func:`check_memory`): a plan that does not fit the device fails here, before any load."""
+    check_memory(settings)
     return open_registered(settings.backend, settings.backends)
+
+
+# questions one request asks per task at most (depth/corr: the point limit, see memory_plan_of)
+ROWS_PER_REQUEST = {"pose": 4, "object": 1}
+
+
+def memory_plan_of(settings: NodeSettings, device: str) -> MemoryPlan:
+    """The memory plan (vlm3_ros.inference.memory_plan) of the node's transformers backends on
+    ``device`` (resolved: cpu, cuda, cuda:N)."""
+    rows = {task: ROWS_PER_REQUEST.get(task, settings.pipeline.max_points) for task in settings.tasks}
+    return node_plan(settings.backends, settings.pipeline.max_new_tokens, rows, device)
+
+
+def check_memory(settings: NodeSettings) -> MemoryPlan | None:
+    """BackendError (the plan, the free memory and the settings that would fit) when the
+    transformers backends' plan exceeds the device's free memory; None where nothing is checked
+    (another backend, ``model.memory_check: false``, a device whose free memory is unknown)."""
+    if settings.backend != "transformers" or not settings.parameters.get("model.memory_check", True):
+        return None
+    from vlm3_ros.inference.transformers_engine.model_loading import resolve_device
+
+    device = resolve_device(next(iter(settings.backends.values())).device)
+    plan = memory_plan_of(settings, device)
+    free, _ = free_bytes(device)
+    check_fits(plan, free)
+    return plan
 
 
 def odometry_policy(cfg: NodeConfig) -> KeyframePolicy:

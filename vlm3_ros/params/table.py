@@ -14,6 +14,7 @@ from typing import Any
 from vlm3_ros.geometry.backproject import DEPTH_TYPES
 from vlm3_ros.geometry.unify import INTERPOLATIONS
 from vlm3_ros.inference.backend_registry import BACKENDS
+from vlm3_ros.inference.transformers_engine.engine_settings import QUANTIZATION
 from vlm3_ros.tasks.task_registry import TASK_NAMES, TASKS
 
 NODE_NAME = "vlm3_perception"
@@ -78,7 +79,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     _P("model.dtype", "auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32",
        choices=("auto", "bfloat16", "float16", "float32")),
     _P("model.attn_implementation", "", "attention kernel: '' (library default), sdpa, eager, flash_attention_2"),
-    _P("model.quantization", "none", "none, 8bit or 4bit (needs bitsandbytes)", choices=("none", "8bit", "4bit")),
+    _P("model.quantization", "none", "weight-only quantisation at load (torchao): none, int8 (per output row) or "
+       "int4 (per group of 128 inputs; on CUDA bfloat16 only) of the text and vision linear layers; a quarter to "
+       "a half of the weight memory, docs/hardware.md", choices=QUANTIZATION),
+    _P("model.memory_check", True, "at configure, compare the memory plan of the enabled tasks (weights, prefix "
+       "cache, kept graphs, batch KV, activations; vlm3-ros plan prints it) with the device's free memory and "
+       "refuse to configure, naming the settings that would fit, when it does not fit"),
     _P("model.max_pixels", 0, "image token budget in pixels for the processor (0 = checkpoint default)",
        0, 64 * 1024 * 1024),
     _P("model.engine_mode", "engine", "engine (shared image prefix, batched) or naive (one generate per question)",

@@ -15,6 +15,7 @@ COMMANDS = {
     "call": ("vlm3_ros.ros.client", "call the perception services with readable output"),
     "demo": ("vlm3_ros.tools.demo", "the node on the bundled TUM bag with the TOY demo model (not VLM3)"),
     "inspect": ("vlm3_ros.tools.inspect_command", "list a bag's cameras, depth, TF edges and pose topics"),
+    "plan": ("vlm3_ros.tools.plan_command", "the memory the enabled tasks need on a device, and what would fit"),
     "eval": ("vlm3_ros.tools.eval_command", "score on a bag or label file with the paper's metrics"),
     "export-sft": ("vlm3_ros.tools.export_sft", "recorded bags -> VLM3 fine-tuning samples (JSONL + images)"),
     "finetune": ("vlm3_ros.tools.finetune_command", "fine-tune a checkpoint on export-sft samples (LoRA or full)"),

