@@ -250,8 +250,9 @@ def write_results(a: argparse.Namespace, writer: ResultsWriter, results: dict[tu
             "batch_size": a.batch_size, "frames": a.frames, "runs": a.runs,
             "quoted": "each configuration's median run by frame_s; frame_s_spread: min / median / max over its runs",
             **({"stopped": stopped} if stopped else {})}
-    title = (f"engine vs replicated vs naive ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of "
-             f"{a.frames} frames, median of {a.runs} runs)")
+    compared = " vs ".join(m for m in ("engine", "no-lead", "replicated", "naive") if m in a.modes.split(","))
+    title = (f"{compared} ({a.arch}, {a.device}, {a.answer_tokens} answer tokens, median of {a.frames} frames, "
+             f"median of {a.runs} runs)")
     return writer.write(title, {"meta": meta, "rows": rows, "runs": [r for rs in results.values() for r in rs]},
                         markdown(a, rows, stopped))
 

@@ -194,6 +194,7 @@ def test_engine_bench_results_quote_the_median_run_and_its_spread(bench_path: No
     assert rows["naive"]["run"] == 3 and rows["naive"]["frame_s"] == 7.0
     assert len(doc["runs"]) == 6 and doc["meta"]["runs"] == 3
     text = "\n".join(md)
+    assert md[0] == "# engine vs naive (tiny, cpu, 25 answer tokens, median of 3 frames, median of 3 runs)"
     assert "| 8 | 400.0 | 7000.0 | 17.5x |" in text                    # median runs side by side
     assert "| 8 | engine | 3 | 300.0 | 400.0 | 500.0 | 1.67 | run 3 | 300.0, 500.0, 400.0 |" in text
     assert "median run" in text
