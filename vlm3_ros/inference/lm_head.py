@@ -2,16 +2,15 @@
 and the argmax over the vocabulary in slices, so the (rows x vocabulary) logits never exist at
 once, with the slices' weights prepacked for oneDNN where that is available.
 
-Why (tiny checkpoint: 152k tokens x 64, float32, 256 rows, 2 cores; one-off timings, the
-end-to-end comparison is bench/results/lm_head_cpu.md):
-- The full float32 logits of 256 rows are 156 MB written and read back per step; a slice of
-  4096 tokens stays in the caches.
+Why (the measurements: bench/results/lm_head_cpu.md):
+- The full float32 logits of a few hundred rows are over a hundred MB written and read back per
+  step; a slice of 4096 tokens stays in the caches.
 - ``max(-1)`` (value and index) over a slice cost several times ``amax(-1)`` (value only). Each slice
   therefore takes the value first and the index only for the rows whose best value it beats
   (strictly: ties stay with the earlier slice, the lowest id, as ``torch.argmax``). A row's best
   moves a few times over the vocabulary, not at every slice.
-- PyTorch's CPU matrix product (MKL) ran this thin product (width 64) at about half the speed
-  of oneDNN with the weight reordered once, on these AMD cores. oneDNN's
+- PyTorch's CPU matrix product (MKL) ran this thin product (width 64) slower than oneDNN with
+  the weight reordered once, on the AMD cores it was measured on. oneDNN's
   ``_linear_pointwise`` is the op PyTorch's own compiler uses for frozen linear layers; a probe at
   packing time checks it against ``torch.nn.functional.linear`` and the plain product is used
   wherever it is missing or disagrees.

@@ -4,11 +4,9 @@ operating system instead of pinning the heap.
 Why: glibc raises its mmap threshold each time a large mmapped buffer is freed, so after the
 first frames every transient buffer of a prefill or decode step (pixel values, activations,
 logits: tens of MB) comes from the heap, and the small long-lived tensors the frame prefix cache
-keeps between them stop the heap from shrinking. Measured on the tiny checkpoint, 60 frames
-through the prefix cache: RSS grew ~20 MB per cached frame, for ~4 MB actually kept (the KV and
-the frame's image); the perception node under the TOY model's load test grew from 0.7 to 8.4 GB in
-400 requests. With the threshold fixed at 4 MiB the growth per cached frame is what the cache
-holds (~4.4 MB), and the engine's frame time did not change measurably (docs/engine.md).
+keeps between them stop the heap from shrinking: RSS then grows by several times what the cache
+keeps per frame. With the threshold fixed at 4 MiB the growth per cached frame is what the cache
+holds (measured: bench/results/load_*.md, docs/status.md).
 """
 
 from __future__ import annotations

@@ -91,8 +91,7 @@ class RemoteBackend:
 
     def answer(self, questions: Sequence[Question]) -> list[Answer]:
         token = cancel.current()  # the pool's threads do not see the caller's context
-        # Questions on one frame share its images: PNG-encode each once (~20 ms for a unified
-        # TUM frame), not once per question.
+        # Questions on one frame share its images: PNG-encode each once, not once per question.
         with stage("image"):
             urls: dict[int, str] = {}
             for q in questions:
