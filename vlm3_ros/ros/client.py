@@ -6,14 +6,20 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
+from vlm3_ros.action import GetDepth as GetDepthAction
+from vlm3_ros.action import ObjectQuery as ObjectQueryAction
 from vlm3_ros.msg import FrameSelector, Pixel, Region, Status
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros.services import SERVICES
@@ -45,6 +51,54 @@ class PerceptionClient:
             setattr(self, name, c)
         self.reset = node.create_client(Trigger, f"{self.target}/reset_odometry", qos_profile=SERVICE_QOS)
         self.retried = 0
+        self._actions: dict[str, ActionClient] = {}
+
+    def action(self, kind: str) -> ActionClient:
+        """The action client of ``kind`` ('depth' or 'object', made on first use)."""
+        if kind not in self._actions:
+            types = {"depth": (GetDepthAction, "get_depth"), "object": (ObjectQueryAction, "object_query")}
+            action_type, name = types[kind]
+            self._actions[kind] = ActionClient(self.node, action_type, f"{self.target}/{name}")
+        return self._actions[kind]
+
+    def send_goal(self, kind: str, goal: Any, timeout: float = 120.0, on_feedback: Callable[[Any], None] | None = None,
+                  cancel: Callable[[], bool] | None = None) -> tuple[int, Any]:
+        """Send ``goal`` to the ``kind`` action and wait for its result: a goal whose timeout_s is
+        0 gets ``timeout`` as its deadline. ``on_feedback`` gets each feedback message; once
+        ``cancel()`` is true the goal is cancelled (the node stops it at its next batch boundary).
+        Returns (action_msgs GoalStatus code, result)."""
+        problem = nul_problem(goal)
+        if problem:
+            raise ValueError(problem)
+        client = self.action(kind)
+        if not client.wait_for_server(timeout_sec=10.0):
+            raise TimeoutError(f"action {self.target} {kind} not available")
+        if goal.timeout_s == 0:
+            goal.timeout_s = float(timeout)
+        ex = SingleThreadedExecutor(context=self.node.context)
+        ex.add_node(self.node)
+        try:
+            sent = client.send_goal_async(goal, feedback_callback=(lambda m: on_feedback(m.feedback))
+                                          if on_feedback else None)
+            ex.spin_until_future_complete(sent, timeout_sec=10.0)
+            handle = sent.result()
+            if handle is None or not handle.accepted:
+                raise RuntimeError(f"the {kind} goal was not accepted")
+            result = handle.get_result_async()
+            deadline = time.monotonic() + goal.timeout_s + REPLY_GRACE_S
+            cancelled = False
+            while not result.done() and time.monotonic() < deadline:
+                ex.spin_once(timeout_sec=0.05)
+                if cancel is not None and not cancelled and cancel():
+                    handle.cancel_goal_async()
+                    cancelled = True
+            if not result.done():
+                raise TimeoutError(f"no result of the {kind} goal within {goal.timeout_s + REPLY_GRACE_S:g}s")
+            r = result.result()
+            return int(r.status), r.result
+        finally:
+            ex.remove_node(self.node)
+            ex.shutdown()
 
     def wait(self, timeout: float = 30.0) -> bool:
         return all(c.wait_for_service(timeout_sec=timeout) for c in self.clients.values())
@@ -159,12 +213,28 @@ def describe(kind: str, resp: Any) -> str:
     return "\n".join(lines)
 
 
+GOAL_STATUS_NAMES = {getattr(GoalStatus, n): n[len("STATUS_"):] for n in dir(GoalStatus) if n.startswith("STATUS_")}
+
+
+def _goal(client: PerceptionClient, kind: str, goal: Any, timeout: float) -> Any:
+    """Send a goal, print its progress and how it ended; its result (a response's fields)."""
+    def progress(fb: Any) -> None:
+        if kind == "depth":
+            print(f"  ... {fb.points_done}/{fb.points_total} points", flush=True)
+
+    status, result = client.send_goal(kind, goal, timeout, on_feedback=progress)
+    print(f"goal {GOAL_STATUS_NAMES.get(status, status)}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vlm3-ros call", description="Call a vlm3_ros perception node's services.")
     p.add_argument("--node", default="/vlm3_perception", help="node name (default /vlm3_perception)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="the request's deadline in seconds (timeout_s): the node stops the work and answers TIMEOUT "
                         "once it passes; capped by the node's request_timeout_s")
+    p.add_argument("--action", action="store_true",
+                   help="depth and object only: send a goal to the action of the same name (progress as it runs)")
     sub = p.add_subparsers(dest="kind", required=True)
     d = sub.add_parser("depth", help="GetDepth at pixels")
     d.add_argument("pixels", nargs="+", help="x,y in original pixels")
@@ -199,10 +269,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"services of {a.node} not available: is the node running (vlm3-ros node / bringup)?",
                   file=sys.stderr)
             return 1
+        if a.action and a.kind not in ("depth", "object"):
+            print("--action: only depth and object have actions", file=sys.stderr)
+            return 2
         if a.kind == "depth":
             req = GetDepth.Request(frame=selector(a.frame), pixels=_pixels(a.pixels),
                                    depth_type=GetDepth.Request.RANGE if a.range else GetDepth.Request.Z_DEPTH)
-            resp = client.call(client.depth, req, a.timeout)
+            resp = (_goal(client, "depth", GetDepthAction.Goal(frame=req.frame, pixels=req.pixels,
+                                                                depth_type=req.depth_type), a.timeout)
+                    if a.action else client.call(client.depth, req, a.timeout))
         elif a.kind == "pose":
             req = EstimatePose.Request(frame_a=selector(a.a), frame_b=selector(a.b), with_distance=not a.no_distance)
             resp = client.call(client.pose, req, a.timeout)
@@ -215,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                 x1, y1, x2, y2 = (float(v) for v in r.split(","))
                 regions.append(Region(x_min=x1, y_min=y1, x_max=x2, y_max=y2))
             req = ObjectQuery.Request(frame=selector(a.frame), regions=regions, question=a.question)
-            resp = client.call(client.object, req, a.timeout)
+            resp = (_goal(client, "object", ObjectQueryAction.Goal(frame=req.frame, regions=regions,
+                                                                   question=a.question), a.timeout)
+                    if a.action else client.call(client.object, req, a.timeout))
         print(describe(a.kind, resp))
         return 0 if resp.success else 1
     finally:

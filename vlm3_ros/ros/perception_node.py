@@ -47,6 +47,7 @@ from vlm3_ros.params.table import NODE_NAME, parameters_help
 from vlm3_ros.readers.image_codec import ImageDecodeError
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.ros import markers, parameters
+from vlm3_ros.ros.actions import PerceptionActions
 from vlm3_ros.ros.client import SERVICE_QOS
 from vlm3_ros.ros.services import SERVICES
 from vlm3_ros.ros.stop_signals import StopSignals
@@ -80,6 +81,7 @@ class PerceptionNode(LifecycleNode):
                                 qos_profile=srv_qos, callback_group=ReentrantCallbackGroup())
         self.create_service(Trigger, "~/reset_odometry", self._srv_reset, qos_profile=srv_qos,
                             callback_group=ReentrantCallbackGroup())
+        self.actions = PerceptionActions(self, self.core.services)  # cancellable goals (ros.actions)
         self.pub_cloud = self.create_publisher(PointCloud2, "~/sparse_depth", 5)
         # What the model was asked and answered, drawn and as markers: built only while subscribed.
         self.pub_debug = self.create_publisher(Image, "~/debug_image", 2)

@@ -14,7 +14,7 @@ from std_msgs.msg import Header
 
 from vlm3_ros.geometry.camera import CameraModel
 from vlm3_ros.geometry.frame import Frame
-from vlm3_ros.msg import FrameSelector, Pixel, PointStatus
+from vlm3_ros.msg import FrameSelector, Pixel, PointStatus, Region
 from vlm3_ros.ros import conversions as cv
 from vlm3_ros.serving.frame_selection import FrameRef
 from vlm3_ros.serving.service_requests import Reply, ServiceRequests
@@ -45,7 +45,7 @@ def _header(frame: Frame) -> Header:
     return Header(stamp=cv.to_time(frame.stamp_ns), frame_id=frame.frame_id)
 
 
-def _finish(serving: ServiceRequests, resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
+def finish(serving: ServiceRequests, resp: Any, reply: Reply, fill: Callable[[Any], None]) -> Any:
     """The response: ``fill(result)`` when the task ran, headers of the frames the request
     resolved to, status, message and timings."""
     if reply.result is not None:
@@ -80,20 +80,26 @@ def _points_status(codes: np.ndarray, reasons: list[str]) -> list[PointStatus]:
     return [PointStatus(code=int(c), reason=r) for c, r in zip(codes, reasons, strict=True)]
 
 
-def _pixels(pixels: list[Pixel]) -> np.ndarray:
+def pixels_of(pixels: list[Pixel]) -> np.ndarray:
     return np.array([[p.x, p.y] for p in pixels], dtype=np.float64).reshape(-1, 2)
+
+
+def fill_depth(resp: Any, r: DepthResult) -> None:
+    """GetDepth's response fields (also the action's result and feedback) from ``r``."""
+    resp.depth = [float(v) for v in r.depth]
+    resp.points = [cv.point_msg(p) for p in r.points]
+    resp.point_status = _points_status(r.codes, r.reasons)
+    if hasattr(resp, "raw_answers"):
+        resp.raw_answers = r.raw
 
 
 def get_depth(serving: ServiceRequests, req: GetDepth.Request, resp: GetDepth.Response) -> GetDepth.Response:
     def fill(r: DepthResult) -> None:
-        resp.depth = [float(v) for v in r.depth]
-        resp.points = [cv.point_msg(p) for p in r.points]
-        resp.point_status = _points_status(r.codes, r.reasons)
-        resp.raw_answers = r.raw
+        fill_depth(resp, r)
 
-    reply = serving.get_depth(frame_ref(req.frame, serving.max_image_pixels), _pixels(req.pixels),
+    reply = serving.get_depth(frame_ref(req.frame, serving.max_image_pixels), pixels_of(req.pixels),
                               int(req.depth_type), float(req.timeout_s))
-    return _finish(serving, resp, reply, fill)
+    return finish(serving, resp, reply, fill)
 
 
 def estimate_pose(serving: ServiceRequests, req: EstimatePose.Request,
@@ -117,7 +123,7 @@ def estimate_pose(serving: ServiceRequests, req: EstimatePose.Request,
             resp.transform_a_b = cv.transform_msg(r.T_a_b)
 
     reply = serving.estimate_pose(*_pair(serving, req), bool(req.with_distance), float(req.timeout_s))
-    return _finish(serving, resp, reply, fill)
+    return finish(serving, resp, reply, fill)
 
 
 def find_correspondence(serving: ServiceRequests, req: FindCorrespondence.Request,
@@ -127,28 +133,38 @@ def find_correspondence(serving: ServiceRequests, req: FindCorrespondence.Reques
         resp.point_status = _points_status(r.codes, r.reasons)
         resp.raw_answers = r.raw
 
-    reply = serving.find_correspondence(*_pair(serving, req), _pixels(req.pixels_a), float(req.timeout_s))
-    return _finish(serving, resp, reply, fill)
+    reply = serving.find_correspondence(*_pair(serving, req), pixels_of(req.pixels_a), float(req.timeout_s))
+    return finish(serving, resp, reply, fill)
+
+
+def fill_object(resp: Any, r: ObjectResult) -> None:
+    """ObjectQuery's response fields (also the action's result) from ``r``."""
+    resp.prompt, resp.raw_answer = r.prompt, r.raw
+    a = r.answer
+    if a is not None:
+        resp.answer = a.text
+        resp.has_quantity = a.quantity is not None
+        resp.quantity = float(a.quantity) if a.quantity is not None else float("nan")
+        resp.unit = a.unit
+        resp.quantity_m = float(a.quantity_m) if a.quantity_m is not None else float("nan")
+        resp.has_yes_no = a.yes is not None
+        resp.yes = bool(a.yes)
+
+
+def boxes_of(regions: list[Region]) -> np.ndarray:
+    """The regions' corners as an (N, 4) array."""
+    return np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in regions], dtype=np.float64).reshape(-1, 4)
 
 
 def object_query(serving: ServiceRequests, req: ObjectQuery.Request,
                  resp: ObjectQuery.Response) -> ObjectQuery.Response:
     def fill(r: ObjectResult) -> None:
-        resp.prompt, resp.raw_answer = r.prompt, r.raw
-        a = r.answer
-        if a is not None:
-            resp.answer = a.text
-            resp.has_quantity = a.quantity is not None
-            resp.quantity = float(a.quantity) if a.quantity is not None else float("nan")
-            resp.unit = a.unit
-            resp.quantity_m = float(a.quantity_m) if a.quantity_m is not None else float("nan")
-            resp.has_yes_no = a.yes is not None
-            resp.yes = bool(a.yes)
+        fill_object(resp, r)
 
-    boxes = np.array([[r.x_min, r.y_min, r.x_max, r.y_max] for r in req.regions], dtype=np.float64).reshape(-1, 4)
+    boxes = boxes_of(req.regions)
     reply = serving.object_query(frame_ref(req.frame, serving.max_image_pixels), boxes, req.question,
                                  [r.label for r in req.regions], float(req.timeout_s))
-    return _finish(serving, resp, reply, fill)
+    return finish(serving, resp, reply, fill)
 
 
 Handler = Callable[[ServiceRequests, Any, Any], Any]

@@ -23,12 +23,13 @@ from vlm3_ros.contract.question import Backend
 from vlm3_ros.geometry.frame import Frame
 from vlm3_ros.serving.camera_intake import CameraIntake, TfEdge
 from vlm3_ros.serving.frame_selection import FrameMode, FrameRef
+from vlm3_ros.serving.goals import GoalRequests
 from vlm3_ros.serving.health import Health, HealthLevel, camera_health, extrinsic_health, models_health, requests_health
 from vlm3_ros.serving.jobs import JobRunner
 from vlm3_ros.serving.log import Log
 from vlm3_ros.serving.model_host import ModelHost
 from vlm3_ros.serving.producers import OdometryProducer, SparseDepthProducer
-from vlm3_ros.serving.service_requests import DEPTH_TYPE_CODES, Reply, ServiceRequests
+from vlm3_ros.serving.service_requests import DEPTH_TYPE_CODES, Reply
 from vlm3_ros.serving.settings import ServingSettings
 from vlm3_ros.tasks.pipeline import PipelineSettings
 
@@ -51,7 +52,7 @@ class PerceptionCore:
         self.camera = CameraIntake(self.log, self.counters)
         self.models = ModelHost(self.log)
         self.jobs = JobRunner(self.models, self.log, self.counters)
-        self.services = ServiceRequests(self.camera, self.jobs, self.log, self._keyframe)
+        self.services = GoalRequests(self.camera, self.jobs, self.log, self._keyframe)
         self.sparse: SparseDepthProducer | None = None
         self.vo: OdometryProducer | None = None
         self.camera.on_time_jump = self._restart_odometry

@@ -29,6 +29,13 @@ from vlm3_ros.tasks.pipeline import Pipeline
 
 R = TypeVar("R")
 
+# How often a goal's waiter looks at its cancel flag.
+STOP_POLL_S = 0.02
+
+
+class GoalCancelled(Cancelled):
+    """An action goal was cancelled by its caller; its work stopped at the next batch boundary."""
+
 
 @dataclass(frozen=True)
 class Deadline:
@@ -112,16 +119,25 @@ class JobRunner:
         """A request's deadline from now: its caller's ``timeout_s`` capped by request_timeout_s."""
         return Deadline.of(timeout_s, self.settings.request_timeout_s)
 
-    def wait(self, work: Work[R] | PointsWork[R], deadline: Deadline | None = None) -> R:
+    def wait(self, work: Work[R] | PointsWork[R], deadline: Deadline | None = None,
+             stop: threading.Event | None = None) -> R:
         """Run ``work`` on the worker and wait until ``deadline`` (default: request_timeout_s from
-        now); then its work stops at its next batch boundary, unless it was merged with work whose
-        caller still waits. With merge_requests on, it may run together with queued work of the
-        same key. Its result carries its queue time."""
+        now) or until ``stop`` is set (an action goal cancelled: :class:`GoalCancelled`); then its
+        work stops at its next batch boundary, unless it was merged with work whose caller still
+        waits. With merge_requests on, it may run together with queued work of the same key. Its
+        result carries its queue time."""
         deadline = deadline or self.deadline()
         pipeline, worker = self.models.serving()
         merge = work.mergeable(pipeline) if self.settings.merge_requests else None
         fut = worker.submit(work.alone(pipeline), deadline.left(), work.label, merge)
         try:
+            if stop is not None:
+                self._wait_or_stop(fut, deadline, stop)
+                if stop.is_set() and not fut.done():
+                    fut.cancel()
+                    fut.token.cancel("its caller cancelled the goal")
+                    raise GoalCancelled(f"{work.label} was cancelled by its caller; the work was stopped at its "
+                                        "next batch boundary")
             result = fut.result(timeout=deadline.left())
         except concurrent.futures.TimeoutError:
             fut.cancel()
@@ -137,6 +153,12 @@ class JobRunner:
         if timings is not None:
             timings.queue_s = fut.queue_s
         return result
+
+    @staticmethod
+    def _wait_or_stop(fut: concurrent.futures.Future, deadline: Deadline, stop: threading.Event) -> None:
+        """Until ``fut`` is done, ``stop`` is set or ``deadline`` passes."""
+        while not fut.done() and not stop.is_set() and deadline.left() > 0:
+            concurrent.futures.wait([fut], timeout=min(STOP_POLL_S, deadline.left()))
 
     def in_background(self, work: Work[R], timeout_s: float, busy: threading.Event, skipped: str,
                       on_result: Callable[[R], None]) -> None:

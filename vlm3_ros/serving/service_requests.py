@@ -6,6 +6,7 @@ recorded in the request statistics and handed to ``on_reply`` (the node's debug 
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -121,8 +122,10 @@ class ServiceRequests:
         return reply
 
     def object_query(self, ref: FrameRef, boxes: np.ndarray, question: str,
-                     labels: Sequence[str] = (), timeout_s: float = 0.0) -> Reply[ObjectResult]:
-        """``labels`` are the regions' names (only logged), checked like the question."""
+                     labels: Sequence[str] = (), timeout_s: float = 0.0,
+                     stop: threading.Event | None = None) -> Reply[ObjectResult]:
+        """``labels`` are the regions' names (only logged), checked like the question; ``stop``
+        cancels the work (an action goal)."""
         b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         with self._replying("object_query", {"boxes": b}) as reply:
             deadline = self.jobs.deadline(timeout_s)
@@ -137,7 +140,7 @@ class ServiceRequests:
             frame = self._select(ref)
             reply.frames.append(frame)
             reply.result = self.jobs.wait(Work("object_query", lambda pipeline: pipeline.object(frame, b, question)),
-                                          deadline)
+                                          deadline, stop)
         return reply
 
     # ================================================================== every reply
