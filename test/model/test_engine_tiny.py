@@ -378,6 +378,18 @@ def test_static_answer_steps_answer_as_naive(tiny_checkpoint: Path, backends, de
     assert stats["graph_captures"] == 0   # no capture on a CPU
 
 
+def test_flex_attention_is_not_compiled_off_cuda(tiny_checkpoint: Path, backends) -> None:
+    """Inductor cannot lower this FlexAttention on a CPU: refused at configure, the model released."""
+    def users() -> dict:
+        return {key: refs for key, (_, refs) in REGISTRY._models.items()}
+
+    before = users()
+    with pytest.raises(BackendError, match="flex with compile_step needs a CUDA device"):
+        TransformersBackend(TransformersConfig(str(tiny_checkpoint), compile_step=True, prefix_kernel="flex"))
+    assert users() == before
+    assert backends[0].answer(depth_questions("after", frames()[0], 1, 0))   # the shared model still serves
+
+
 def test_decode_graph_setting_is_validated(tiny_checkpoint: Path) -> None:
     with pytest.raises(BackendError, match="decode_graph must be one of"):
         TransformersConfig(str(tiny_checkpoint), decode_graph="always").validate()

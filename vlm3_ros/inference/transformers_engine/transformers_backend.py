@@ -87,6 +87,7 @@ class TransformersBackend:
 
             if cfg.compile_step and cfg.prefix_kernel == "flex" and self.device.type != "cuda":
                 # inductor's CPU FlexAttention has no lowering for a block mask that reads tensors
+                self.close()
                 raise BackendError("prefix_kernel flex with compile_step needs a CUDA device")
             shared = cfg.shared_prefix_attention and self._use_shared_prefix_attention()
             compiled = StepCompiler(self.stats) if cfg.compile_step and shared and cfg.decode_graph != "off" else None
