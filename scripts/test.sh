@@ -15,7 +15,8 @@ Usage: scripts/test.sh [--distro kilted|jazzy|core | --all] [PYTEST_ARGS...]
                   with the newest transformers for 3.10: what Humble and JetPack 6 run
   --all           all three, each in its own environment: Kilted first (Jazzy's and the core's
                   packages install in the background meanwhile), then Jazzy's and the core's
-                  suites at the same time (the core's output after Jazzy's); prints a summary
+                  suites at the same time (the core's output after Jazzy's); the compiled
+                  engine's tests (marker 'compiled') run on Kilted only; prints a summary
                   and fails if any failed (CI runs this)
   PYTEST_ARGS     passed to pytest (e.g. -k depth, -x)
 USAGE
@@ -75,6 +76,8 @@ if [ "$all" = 1 ]; then
   [ "$rc" = 0 ] && { clean_run kilted "$root/scripts/test.sh" --distro kilted "$@"; rc=$?; }
   set -e
   record kilted "$rc" $((SECONDS - start))
+  # The compiled engine's tests (marker 'compiled': torch.compile from an empty cache, minutes on
+  # two cores) run once per --all, on Kilted; Jazzy's and the core's runs deselect them.
   # Jazzy's and the core's suites run at the same time: a suite keeps about one core busy on
   # average (its CPU time is close to its wall time), and the core's (no ROS 2, no DDS)
   # cannot cross-talk with Jazzy's DDS tests. The core's output follows Jazzy's.
@@ -91,14 +94,14 @@ if [ "$all" = 1 ]; then
   start=$SECONDS
   rm -f "$logs/core.rc"
   if [ "${packages_rc[core]}" = 0 ]; then
-    (set +e; clean_run core "$root/scripts/test.sh" --distro core "$@" >"$logs/core.log" 2>&1
+    (set +e; clean_run core "$root/scripts/test.sh" --distro core -m "not compiled" "$@" >"$logs/core.log" 2>&1
      echo "$? $((SECONDS - start))" >"$logs/core.rc") &
     core_pid=$!
   fi
   echo "[test --all] ===== jazzy (the core's suite runs meanwhile; its output follows) ====="
   rc=${packages_rc[jazzy]}
   set +e
-  [ "$rc" = 0 ] && { clean_run jazzy "$root/scripts/test.sh" --distro jazzy "$@"; rc=$?; }
+  [ "$rc" = 0 ] && { clean_run jazzy "$root/scripts/test.sh" --distro jazzy -m "not compiled" "$@"; rc=$?; }
   set -e
   record jazzy "$rc" $((SECONDS - start))
   echo "[test --all] ===== core ====="

@@ -16,7 +16,7 @@ from vlm3_ros.inference.transformers_engine.engine_settings import TransformersC
 from vlm3_ros.inference.transformers_engine.transformers_backend import TransformersBackend
 from vlm3_ros.readers.tum import TumSequence
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.compiled]
 P = PromptSet()
 
 
