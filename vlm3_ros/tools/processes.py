@@ -16,7 +16,35 @@ from pathlib import Path
 from vlm3_ros.tools import ros_env
 
 
-class NodeProcess:
+class LoggedProcess:
+    """A child process whose output goes to a log file, waited on by what it logs."""
+
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+    poll_s = 0.05
+
+    @property
+    def label(self) -> str:
+        """How errors name the process."""
+        raise NotImplementedError
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, needle: str, timeout: float = 60.0) -> None:
+        """Block until ``needle`` appears in the log; raise with the log if the process ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_text():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.proc.returncode} before logging "
+                                   f"{needle!r}:\n{self.log_text()}")
+            time.sleep(self.poll_s)
+        raise TimeoutError(f"{self.label} did not log {needle!r} in {timeout}s:\n{self.log_text()}")
+
+
+class NodeProcess(LoggedProcess):
     """A Python module run as its own process (``python -m MODULE ARGS``) with output to a log.
 
     Used as a context manager; on exit it sends SIGINT (what Ctrl-C does, so rclpy shuts down
@@ -53,22 +81,9 @@ class NodeProcess:
         log.close()
         return self
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_for_log(self, needle: str, timeout: float = 60.0) -> None:
-        """Block until ``needle`` appears in the log; raise with the log if the process dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.log_text():
-                return
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.module} exited with {self.proc.returncode} before logging "
-                    f"{needle!r}:\n{self.log_text()}"
-                )
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.module} did not log {needle!r} in {timeout}s:\n{self.log_text()}")
+    @property
+    def label(self) -> str:
+        return self.module
 
     def stop(self) -> int | None:
         if self.proc is None:
@@ -89,7 +104,7 @@ class NodeProcess:
         self.stop()
 
 
-class CommandProcess:
+class CommandProcess(LoggedProcess):
     """A command (``ros2 launch ...``, ``vlm3-ros bringup ...``) in its own session, output to a log.
 
     :meth:`ctrl_c` sends SIGINT to the whole process group, as a terminal's Ctrl-C does: the
@@ -97,6 +112,8 @@ class CommandProcess:
     the terminal and once more forwarded by launch). :meth:`stop` is the fallback of a test's
     teardown: Ctrl-C, then SIGKILL to the group after ``stop_timeout`` seconds.
     """
+
+    poll_s = 0.1
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path | None = None,
                  stop_timeout: float = 20.0) -> None:
@@ -115,20 +132,9 @@ class CommandProcess:
                                          start_new_session=True)
         return self
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_for_log(self, needle: str, timeout: float = 60.0) -> None:
-        """Block until ``needle`` appears in the log; raise with the log if the command ends first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.log_text():
-                return
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.argv[:3]} exited with {self.proc.returncode} before logging "
-                                   f"{needle!r}:\n{self.log_text()}")
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.argv[:3]} did not log {needle!r} in {timeout}s:\n{self.log_text()}")
+    @property
+    def label(self) -> str:
+        return str(self.argv[:3])
 
     def ctrl_c(self) -> None:
         """SIGINT to the process group (what Ctrl-C in a terminal does)."""
