@@ -74,3 +74,11 @@ def test_page_generator_refuses_a_page_without_markers_or_a_layer_row() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| `runtime/` |"))
     with pytest.raises(ValueError, match="runtime"):
         layers.render_page(text.replace(row + "\n", ""))
+
+
+def test_generated_interfaces_are_ros_and_show_in_the_graph() -> None:
+    """vlm3_ros.msg / .srv / .action exist only in a built workspace: importing one is importing ROS."""
+    assert {"msg", "srv", "action"} <= layers.GENERATED
+    graph = layers.folder_graph()
+    assert layers.INTERFACES in graph["ros"], "ros/ imports the generated interfaces"
+    assert all(layers.INTERFACES not in graph[f] for f in graph if f not in layers.ROS_LAYERS | {layers.TEST_ONLY})

@@ -34,8 +34,9 @@ TEST_ONLY = "testing"
 ROS_LAYERS = {"ros", "tools"}
 ROS_MODULES = {"rclpy", "sensor_msgs", "geometry_msgs", "std_msgs", "nav_msgs", "tf2_msgs", "builtin_interfaces",
                "lifecycle_msgs", "diagnostic_msgs", "std_srvs", "rcl_interfaces", "visualization_msgs",
-               "launch", "launch_ros", "ament_index_python"}
-GENERATED = {"msg", "srv"}  # vlm3_ros.msg / vlm3_ros.srv: the generated interfaces (ROS)
+               "action_msgs", "unique_identifier_msgs", "launch", "launch_ros", "ament_index_python"}
+GENERATED = {"msg", "srv", "action"}  # vlm3_ros.msg / .srv / .action: the generated interfaces (ROS)
+INTERFACES = "msg/srv/action"  # how the graph names them
 
 
 def folder_of(path: Path) -> str:
@@ -58,7 +59,7 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
 
 
 def package_files() -> list[Path]:
-    return sorted(p for p in PKG.rglob("*.py") if folder_of(p) not in ("data", "msg", "srv"))
+    return sorted(p for p in PKG.rglob("*.py") if folder_of(p) not in ("data", *GENERATED))
 
 
 def violations() -> list[str]:
@@ -89,15 +90,15 @@ def violations() -> list[str]:
 
 
 def folder_graph() -> dict[str, set[str]]:
-    """folder -> the folders it imports (vlm3_ros only, generated interfaces as 'msg/srv')."""
+    """folder -> the folders it imports (vlm3_ros only, generated interfaces as 'msg/srv/action')."""
     graph: dict[str, set[str]] = defaultdict(set)
     for path in package_files():
         src = folder_of(path)
         for module, _ in imports_of(path):
             parts = module.split(".")
             if parts[0] == "vlm3_ros" and len(parts) > 1:
-                dst = "msg/srv" if parts[1] in GENERATED else parts[1]
-                if dst != src and (dst == "msg/srv" or (PKG / dst).is_dir()):
+                dst = INTERFACES if parts[1] in GENERATED else parts[1]
+                if dst != src and (dst == INTERFACES or (PKG / dst).is_dir()):
                     graph[src].add(dst)
         graph.setdefault(src, set())
     return dict(graph)
@@ -139,7 +140,7 @@ def third_party() -> dict[str, set[str]]:
 
 
 def _order(names: set[str] | list[str]) -> list[str]:
-    """Layers bottom to top, testing, then the rest (msg/srv, the top level) by name."""
+    """Layers bottom to top, testing, then the rest (the interfaces, the top level) by name."""
     rank = {name: i for i, name in enumerate([*LAYERS, TEST_ONLY])}
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
