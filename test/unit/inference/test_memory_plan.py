@@ -112,3 +112,18 @@ def test_configure_refuses_a_plan_the_device_cannot_hold(tiny_checkpoint: Path, 
     off = mapping.settings_from({**dict(settings.parameters), "model.memory_check": False})
     host.open_backends = lambda: mapping.open_backends(off)
     assert host.load() and loaded == ["transformers"]
+
+
+def test_plan_command_prints_the_plan_and_says_what_fits(tmp_path: Path, capsys) -> None:
+    from vlm3_ros.tools import plan_command
+
+    params = tmp_path / "robot.yaml"
+    params.write_text("/**/vlm3_perception:\n  ros__parameters:\n    enabled_tasks: [depth, pose]\n")
+    assert plan_command.main(["--params-file", str(params), "--device-memory-gib", "16"]) == 1
+    out = capsys.readouterr().out
+    assert "| depth | bfloat16 | 8464 |" in out and "| pose | bfloat16 | 8464 |" in out
+    assert "does NOT fit" in out and "model.quantization: int8" in out
+    assert plan_command.main(["--params-file", str(params), "--device-memory-gib", "16", "--precisions",
+                              "model.quantization:=int4"]) == 0
+    out = capsys.readouterr().out
+    assert "| depth | int4 |" in out and "fits:" in out and "| bfloat16 |" in out
