@@ -110,7 +110,7 @@ def planned_mib(backend: Any, quantization: str, points: int, answer_tokens: int
     slots = cfg.graph_slots if str(backend.device).startswith("cuda") and cfg.decode_graph == "cuda" else 0
     work = Workload(rows=min(points, cfg.batch_size), question_tokens=86, answer_tokens=answer_tokens,
                     prefix_cache_mib=cfg.prefix_cache_mb, graph_slots=min(slots, 1))
-    return plan_backend(shape, precision, act, work).total / MIB
+    return plan_backend(shape, precision, act, work, cuda=str(backend.device).startswith("cuda")).total / MIB
 
 
 def per_precision(a: argparse.Namespace, model: BenchModel, q: str, dev: Device) -> list[dict[str, Any]]:

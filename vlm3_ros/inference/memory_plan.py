@@ -119,8 +119,14 @@ def int4_group(in_features: int) -> int:
     return next((g for g in INT4_GROUP_SIZES if in_features % g == 0), 0)
 
 
-def weight_bytes(shape: ModelShape, precision: str, act_bytes: int) -> int:
-    """The stored size of the model's parameters at ``precision`` (activations in ``act_bytes``)."""
+def padded(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def weight_bytes(shape: ModelShape, precision: str, act_bytes: int, cuda: bool = False) -> int:
+    """The stored size of the model's parameters at ``precision`` (activations in ``act_bytes``).
+    int4 on CUDA (the tinygemm layout) pads each layer's inputs to a multiple of 1024 and its
+    outputs to a multiple of 8 before packing."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     total = shape.other_parameters() * act_bytes
@@ -128,7 +134,8 @@ def weight_bytes(shape: ModelShape, precision: str, act_bytes: int) -> int:
         if precision == "int8":
             per = out * inp + out * 5                    # int8 weights + a float32 scale and int8 zero per row
         elif precision == "int4" and int4_group(inp):
-            per = out * inp // 2 + (inp // int4_group(inp)) * out * 2 * act_bytes   # + scale, zero per group
+            k, n = (padded(inp, 1024), padded(out, 8)) if cuda else (inp, out)
+            per = n * k // 2 + (k // int4_group(inp)) * n * 2 * act_bytes      # + scale, zero per group
         else:
             per = out * inp * (act_bytes if precision in ("int4", "int8") else BYTES[precision])
         total += count * per
@@ -168,12 +175,13 @@ class TaskPlan:
     shape: ModelShape | None = field(default=None, compare=False, repr=False)
     work: Workload = field(default_factory=Workload, compare=False, repr=False)
     act_bytes: int = field(default=2, compare=False, repr=False)
+    cuda: bool = field(default=False, compare=False, repr=False)
 
     def replan(self, precision: str | None = None, **work: Any) -> TaskPlan:
         """This backend's plan at another precision or workload (``Workload`` fields)."""
         assert self.shape is not None
         return plan_backend(self.shape, precision or self.precision, self.act_bytes, replace(self.work, **work),
-                            self.tasks)
+                            self.tasks, self.cuda)
 
     @property
     def resident(self) -> int:
@@ -191,8 +199,9 @@ class TaskPlan:
 
 
 def plan_backend(shape: ModelShape, precision: str, act_bytes: int, work: Workload,
-                 tasks: tuple[str, ...] = ()) -> TaskPlan:
-    """The memory of one backend of ``shape`` running ``work`` (module docstring)."""
+                 tasks: tuple[str, ...] = (), cuda: bool = False) -> TaskPlan:
+    """The memory of one backend of ``shape`` running ``work`` (module docstring) on a CUDA
+    device or not (``cuda``: int4's layout)."""
     kv_tok = shape.kv_bytes_per_token(act_bytes)
     own = work.rows * (work.question_tokens + work.answer_tokens) * kv_tok
     prefix = work.prefix_tokens * kv_tok
@@ -203,10 +212,10 @@ def plan_backend(shape: ModelShape, precision: str, act_bytes: int, work: Worklo
     prefill = work.prefix_tokens * mlp_width * act_bytes
     questions = work.rows * work.question_tokens * mlp_width * act_bytes + logits
     step = work.rows * mlp_width * act_bytes + logits
-    return TaskPlan(tasks=tasks, precision=precision, weights=weight_bytes(shape, precision, act_bytes),
+    return TaskPlan(tasks=tasks, precision=precision, weights=weight_bytes(shape, precision, act_bytes, cuda),
                     prefix_cache=int(work.prefix_cache_mib * MIB), kept_graphs=work.graph_slots * (own + prefix),
                     batch_kv=own + prefix, activations=max(vision, prefill, questions, step), shape=shape,
-                    work=work, act_bytes=act_bytes)
+                    work=work, act_bytes=act_bytes, cuda=cuda)
 
 
 @dataclass(frozen=True)
@@ -285,7 +294,7 @@ def plan_tasks(shapes: Mapping[str, ModelShape], keys: Mapping[str, str], precis
     plans = []
     for key, tasks in groups.items():
         w = max((work[t] for t in tasks), key=lambda x: (x.images, x.rows * (x.question_tokens + x.answer_tokens)))
-        plans.append(plan_backend(shapes[key], precision, act_bytes, w, tuple(tasks)))
+        plans.append(plan_backend(shapes[key], precision, act_bytes, w, tuple(tasks), device.startswith("cuda")))
     return MemoryPlan(tuple(plans), device, tuple(notes))
 
 
