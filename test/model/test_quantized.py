@@ -67,3 +67,32 @@ def test_int8_toy_answers_parse_where_full_precisions_do(tmp_path: Path) -> None
     for task, full in scores["none"].items():
         assert full["parse_rate"] > 0, task                      # the TOY model answers in the formats
         assert scores["int8"][task]["parse_rate"] >= full["parse_rate"], (task, scores)
+
+
+@pytest.mark.timeout(900)   # compiles from an empty inductor cache: minutes on 2 cores
+@pytest.mark.parametrize("quantization", ["int8", "int4"])
+def test_quantised_weights_run_through_the_compiled_answer_step(tiny_checkpoint: Path, tmp_path: Path,
+                                                                quantization: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """model.compile_step on quantised weights: torch.compile traces through torchao's tensor subclass,
+    the answers stay naive generate's on the same weights, no recompile after the warm-up."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    monkeypatch.setenv("VLM3_CACHE", str(tmp_path))
+    eng = TransformersBackend(TransformersConfig(str(tiny_checkpoint), batch_size=8, decode_graph="static",
+                                                 prefix_cache_mb=0, compile_step=True, quantization=quantization))
+    nai = TransformersBackend(TransformersConfig(str(tiny_checkpoint), mode="naive", quantization=quantization))
+    try:
+        warm = dict(eng.stats)
+        seq = TumSequence()
+        rng = np.random.default_rng(1)
+        for key, n in (("a", 1), ("b", 5)):
+            qs = [Question(key, (seq.frames[0].rgb(),), PromptSet().render_depth(*rng.integers(0, 2000, 2)),
+                           max_new_tokens=6) for _ in range(n)]
+            assert [a.text for a in eng.answer(qs)] == [a.text for a in nai.answer(qs)], (key, n)
+        assert eng.stats["compiled_steps"] > warm["compiled_steps"], "the answer steps ran compiled"
+        assert eng.stats["recompiles"] == 0
+    finally:
+        eng.close()
+        nai.close()
