@@ -6,9 +6,11 @@ build from here, so an evaluation scores exactly what the robot runs."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Hashable
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -118,11 +120,23 @@ def check_memory(settings: NodeSettings) -> MemoryPlan | None:
         return None
     from vlm3_ros.inference.transformers_engine.model_loading import resolve_device
 
+    for config in settings.backends.values():
+        config.validate()  # a missing or empty checkpoint folder is named as such, not as a plan
+        if not _readable_config(config.path):
+            return None  # loading names what is wrong with the checkpoint's config.json
     device = resolve_device(next(iter(settings.backends.values())).device)
     plan = memory_plan_of(settings, device)
     free, _ = free_bytes(device)
     check_fits(plan, free)
     return plan
+
+
+def _readable_config(checkpoint: str) -> bool:
+    """Whether the checkpoint's config.json parses as a JSON object (the plan reads its shapes)."""
+    try:
+        return isinstance(json.loads((Path(checkpoint) / "config.json").read_text()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def odometry_policy(cfg: NodeConfig) -> KeyframePolicy:
