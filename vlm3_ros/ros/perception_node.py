@@ -50,7 +50,7 @@ from vlm3_ros.ros import markers, parameters
 from vlm3_ros.ros.actions import PerceptionActions
 from vlm3_ros.ros.client import SERVICE_QOS
 from vlm3_ros.ros.services import SERVICES
-from vlm3_ros.ros.stop_signals import StopSignals
+from vlm3_ros.ros.stop_signals import StopSignals, shut_down
 from vlm3_ros.serving import debug_view
 from vlm3_ros.serving.core import PerceptionCore
 from vlm3_ros.serving.log import Log
@@ -293,32 +293,8 @@ def main(args: list[str] | None = None) -> int:
     except ExternalShutdownException:
         pass
     finally:
-        _shut_down(node, executor, stop)
+        shut_down(node, executor, stop)
     return 0
-
-
-def _shut_down(node: PerceptionNode, executor: MultiThreadedExecutor, stop: StopSignals) -> None:
-    """Stop serving, let the running job finish or stop at its next batch (queued ones answer
-    BUSY), release the models, then end the callbacks and the context. Further signals meanwhile
-    are only recorded (StopSignals), so this always runs to the end and main returns 0."""
-    # Python logging, not the node's logger: the signal already shut the context down, and the
-    # node's logger would also try (and fail) to publish on /rosout.
-    log = logging.getLogger(node.get_fully_qualified_name())
-    if stop.requested:
-        log.info(f"stopping ({stop.describe()}): the running job finishes or stops at its next batch, "
-                 "then the models are released")
-    node.core.active = False
-    node.core.release_models()
-    executor.shutdown()
-    node.core.release_models()  # anything a callback still loading at the signal loaded meanwhile
-    node.destroy_node()
-    rclpy.try_shutdown()
-    # Stopped: from here the process only exits, and Python's exit puts the default handlers back,
-    # so a signal still on its way (launch forwards the terminal's Ctrl-C; a second Ctrl-C) would
-    # end it with -2 instead of 0. Nothing is left to stop: ignored.
-    stop.ignore()
-    if stop.requested:
-        log.info(f"stopped cleanly {stop.since_first():.1f} s after {stop.describe()}")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,23 @@ for SIGINT raises ``KeyboardInterrupt`` at whatever line the main thread is on: 
 runs its shutdown to the end and returns 0. A second signal (a terminal's Ctrl-C reaches the node
 once directly and once forwarded by ``ros2 launch``, and launch sends SIGTERM after its timeout)
 is recorded too and changes nothing; once the node has stopped, both are ignored until the
-process has exited.
+process has exited. :func:`shut_down` is that shutdown.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import rclpy
+from rclpy.executors import Executor
+
+if TYPE_CHECKING:
+    from vlm3_ros.ros.perception_node import PerceptionNode
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -69,3 +76,28 @@ class StopSignals:
             self.first_at = time.monotonic()
         self.received.append(signal.Signals(signum).name)
         self.event.set()
+
+
+def shut_down(node: PerceptionNode, executor: Executor, stop: StopSignals) -> None:
+    """Stop serving, let the running job finish or stop at its next batch (queued ones answer
+    BUSY), release the models, then end the callbacks and the context. Further signals meanwhile
+    are only recorded (StopSignals), so this always runs to the end and main returns 0."""
+    # Python logging, not the node's logger: the signal already shut the context down, and the
+    # node's logger would also try (and fail) to publish on /rosout.
+    log = logging.getLogger(node.get_fully_qualified_name())
+    node.core.log.sink = log  # what a job or handler still logs after the signal goes there too
+    if stop.requested:
+        log.info(f"stopping ({stop.describe()}): the running job finishes or stops at its next batch, "
+                 "then the models are released")
+    node.core.active = False
+    node.core.release_models()
+    executor.shutdown()
+    node.core.release_models()  # anything a callback still loading at the signal loaded meanwhile
+    node.destroy_node()
+    rclpy.try_shutdown()
+    # Stopped: from here the process only exits, and Python's exit puts the default handlers back,
+    # so a signal still on its way (launch forwards the terminal's Ctrl-C; a second Ctrl-C) would
+    # end it with -2 instead of 0. Nothing is left to stop: ignored.
+    stop.ignore()
+    if stop.requested:
+        log.info(f"stopped cleanly {stop.since_first():.1f} s after {stop.describe()}")
