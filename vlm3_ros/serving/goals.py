@@ -15,7 +15,7 @@ import numpy as np
 from vlm3_ros.runtime.cancel import Cancelled
 from vlm3_ros.serving.frame_selection import FrameRef
 from vlm3_ros.serving.jobs import GoalCancelled, PointsWork
-from vlm3_ros.serving.service_requests import DEPTH_TYPE_CODES, Reply, ServiceRequests
+from vlm3_ros.serving.service_requests import Reply, ServiceRequests
 from vlm3_ros.serving.worker import DeadlineExceeded
 from vlm3_ros.tasks.common import PointCode, RequestError, Timings
 from vlm3_ros.tasks.depth_task import DepthResult
@@ -59,15 +59,9 @@ class GoalRequests(ServiceRequests):
         px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
         with self._replying("get_depth_goal", {"pixels": px}) as reply:
             deadline = self.jobs.deadline(timeout_s)
-            self._check_task("depth")
-            frame = self._select(ref)
-            reply.frames.append(frame)
-            if depth_type not in DEPTH_TYPE_CODES:
-                raise RequestError(f"depth_type {depth_type} must be Z_DEPTH=0 or RANGE=1")
+            frame, kind, key = self._depth_frame(ref, depth_type, reply)
             if len(px) > MAX_GOAL_POINTS:
                 raise RequestError(f"{len(px)} pixels; the maximum for a goal is {MAX_GOAL_POINTS}")
-            kind = DEPTH_TYPE_CODES[depth_type]
-            key = ("depth", id(frame), frame.stamp_ns, kind)
             parts: list[DepthResult] = []
             try:
                 for start in range(0, max(len(px), 1), chunk_points):

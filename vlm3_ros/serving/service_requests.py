@@ -82,14 +82,7 @@ class ServiceRequests:
         px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
         with self._replying("get_depth", {"pixels": px}) as reply:
             deadline = self.jobs.deadline(timeout_s)
-            self._check_task("depth")
-            frame = self._select(ref)
-            reply.frames.append(frame)
-            if depth_type not in DEPTH_TYPE_CODES:
-                raise RequestError(f"depth_type {depth_type} must be Z_DEPTH=0 or RANGE=1")
-            kind = DEPTH_TYPE_CODES[depth_type]
-            # the frame object itself (a camera may reuse a stamp for other pixels); queued jobs hold it
-            key = ("depth", id(frame), frame.stamp_ns, kind)
+            frame, kind, key = self._depth_frame(ref, depth_type, reply)
             reply.result = self.jobs.wait(PointsWork("get_depth", key, px,
                                                      lambda pipeline, points: pipeline.depth(frame, points, kind)),
                                          deadline)
@@ -144,6 +137,19 @@ class ServiceRequests:
         return reply
 
     # ================================================================== every reply
+    def _depth_frame(self, ref: FrameRef, depth_type: int,
+                     reply: Reply[Any]) -> tuple[Frame, DepthType, tuple[Any, ...]]:
+        """A depth request's checks: the task enabled, its frame (added to the reply), the depth
+        type; returns the frame, the depth type and the merge key of its points."""
+        self._check_task("depth")
+        frame = self._select(ref)
+        reply.frames.append(frame)
+        if depth_type not in DEPTH_TYPE_CODES:
+            raise RequestError(f"depth_type {depth_type} must be Z_DEPTH=0 or RANGE=1")
+        kind = DEPTH_TYPE_CODES[depth_type]
+        # the frame object itself (a camera may reuse a stamp for other pixels); queued jobs hold it
+        return frame, kind, ("depth", id(frame), frame.stamp_ns, kind)
+
     def _check_task(self, task: str) -> None:
         if not self.jobs.active:
             raise NotReady(NOT_ACTIVE)

@@ -17,6 +17,7 @@ from vlm3_ros.serving.core import PerceptionCore
 from vlm3_ros.serving.settings import OdometrySettings, ServingSettings, SparseDepthSettings
 from vlm3_ros.tasks.pipeline import PipelineSettings
 from vlm3_ros.tasks.task_registry import TASK_NAMES
+from vlm3_ros.testing.scripted_backend import ScriptedBackend
 
 CameraStream = list[tuple[int, str, np.ndarray, CameraInfoData]]
 
@@ -55,3 +56,14 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return cond()
+
+
+def scripted_core(answer: str, delay_s: float, stream: CameraStream) -> tuple[PerceptionCore, ScriptedBackend]:
+    """An active core whose depth and object tasks answer ``answer`` after ``delay_s`` per
+    question (a slow model, for deadlines and cancelling), fed ``stream``; the caller cleans up."""
+    core = PerceptionCore()
+    slow = ScriptedBackend(lambda q, i: answer, delay_s=delay_s)
+    settings = ServingSettings(tasks=("depth", "object"), request_timeout_s=30.0, vo=OdometrySettings(enabled=False))
+    assert core.configure(settings, PipelineSettings(), lambda: {"depth": slow, "object": slow}) and core.activate()
+    feed(core, stream)
+    return core, slow

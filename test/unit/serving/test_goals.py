@@ -17,7 +17,7 @@ from vlm3_ros.serving.settings import OdometrySettings, ServingSettings
 from vlm3_ros.serving.status import StatusCode
 from vlm3_ros.tasks.common import PointCode
 from vlm3_ros.tasks.pipeline import PipelineSettings
-from vlm3_ros.testing.cores import feed, wait_for
+from vlm3_ros.testing.cores import feed, scripted_core, wait_for
 from vlm3_ros.testing.scripted_backend import ScriptedBackend
 
 PER_QUESTION_S = 0.02
@@ -25,11 +25,7 @@ PER_QUESTION_S = 0.02
 
 @pytest.fixture
 def slow_core(bag_camera):
-    core = PerceptionCore()
-    slow = ScriptedBackend(lambda q, i: "<answer> 2.5 </answer>", delay_s=PER_QUESTION_S)
-    settings = ServingSettings(tasks=("depth", "object"), request_timeout_s=30.0, vo=OdometrySettings(enabled=False))
-    assert core.configure(settings, PipelineSettings(), lambda: {"depth": slow, "object": slow}) and core.activate()
-    feed(core, bag_camera[:1])
+    core, slow = scripted_core("<answer> 2.5 </answer>", PER_QUESTION_S, bag_camera[:1])
     yield core, slow
     core.cleanup()
 
