@@ -137,7 +137,8 @@ else
 fi
 echo "[test] pytest (${distro})"
 set +e
-python -m pytest "${paths[@]}" "$@"
+# the 25 slowest tests at the end of each log: what to look at when CI nears its 30-minute budget
+python -m pytest --durations=25 "${paths[@]}" "$@"
 rc=$?
 if [ "$rc" -gt 128 ] && [ "$distro" != core ]; then
   # The pytest process itself died by a signal (134: SIGABRT), not a test: rclpy on Jazzy aborts
